@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._signing import SecretKeys
+from ._signing import secret_keys
 from .errors import PayloadError, SignatureVerificationError
 from .events import WebhookEvent, decode_event
 
@@ -22,7 +22,7 @@ def construct_event(
     :class:`PayloadError` (authentic but not a valid envelope). A secret that is
     empty or not a string is a ``ValueError``: that is a programming error.
     """
-    keys = SecretKeys(secret)
+    keys = secret_keys(secret)
     if signature is None or (isinstance(signature, str) and not signature.strip()):
         raise SignatureVerificationError("missing signature (X-Commet-Signature header)")
     if not keys.verify(raw_body, signature):

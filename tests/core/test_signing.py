@@ -151,3 +151,15 @@ def test_parse_event_skips_signature() -> None:
         parse_event(b"{}")
     with pytest.raises(PayloadError):
         parse_event(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["whsec_x", "whsec_" + "k" * 58, "whsec_" + "k" * 59, "whsec_" + "long" * 40, "whsec_ünï☃"],
+)
+def test_prepared_key_matches_stdlib_hmac_for_every_key_length(secret: str) -> None:
+    for body in (b"", b"x", BODY, b"\x00" * 1000):
+        expected = reference_signature(body, secret)
+        assert sign(body, secret) == expected
+        assert verify(body, expected, secret)
+        assert verify(body, expected, ["whsec_other", secret])
