@@ -23,6 +23,7 @@ from .events import EVENT_TYPES, EventType
 
 __all__ = [
     "API_VERSION",
+    "camel_case",
     "sample_data",
     "sample_event",
     "signed_request",
@@ -179,7 +180,8 @@ assert set(_SAMPLES) == {spec.event_type for spec in EVENT_TYPES.values()}, "a s
 _CAMEL_BOUNDARY = re.compile(r"_([a-z0-9])")
 
 
-def _camel(name: str) -> str:
+def camel_case(name: str) -> str:
+    """`previous_plan` -> `previousPlan`: the wire spelling of a snake_case field name."""
     return _CAMEL_BOUNDARY.sub(lambda m: m.group(1).upper(), name)
 
 
@@ -193,7 +195,7 @@ def sample_data(event_type: str | EventType, **overrides: Any) -> dict[str, Any]
     spec = EVENT_TYPES.get(name)
     data = _SAMPLES[spec.event_type](now) if spec is not None else {}
     for key, value in overrides.items():
-        data[_camel(key)] = value
+        data[camel_case(key)] = value
     return data
 
 
@@ -214,7 +216,7 @@ def sample_event(event_type: str | EventType, **overrides: Any) -> dict[str, Any
         else:
             data_overrides[key] = value
     data = dict(replacement) if replacement is not None else sample_data(name)
-    data.update({_camel(k): v for k, v in data_overrides.items()})
+    data.update({camel_case(k): v for k, v in data_overrides.items()})
     envelope: dict[str, Any] = {
         "id": _new_id("whev"),
         "event": name,
