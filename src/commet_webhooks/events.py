@@ -358,7 +358,7 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> WebhookEvent:
     except msgspec.DecodeError as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
     except (RecursionError, MemoryError, ValueError) as exc:
-        raise PayloadError(f"body could not be decoded: {type(exc).__name__}") from None
+        raise _undecodable(exc) from None
     event.__dict__["_body"] = bytes(body) if not isinstance(body, (bytes, str)) else body
     return event
 
@@ -372,12 +372,20 @@ def _decode_unknown(
     except msgspec.ValidationError as exc:
         # Not even a valid envelope: report the clearer of the two errors.
         raise _payload_error(exc) from None
-    except (msgspec.DecodeError, RecursionError, MemoryError, ValueError) as exc:
-        raise PayloadError(f"body could not be decoded: {type(exc).__name__}") from None
+    except msgspec.DecodeError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise _undecodable(exc) from None
     if event.event in EVENT_TYPES:
         # A modelled event whose fields are wrong: surface the typed error.
         raise _payload_error(known_error) from None
     return event
+
+
+def _undecodable(exc: BaseException) -> PayloadError:
+    if isinstance(exc, RecursionError):
+        return PayloadError("JSON is nested too deeply")
+    return PayloadError(f"body could not be decoded: {type(exc).__name__}")
 
 
 def _payload_error(exc: Exception) -> PayloadError:

@@ -221,3 +221,12 @@ def test_public_names_are_exported() -> None:
         }:
             continue  # lazy: covered by the client and store tests
         assert hasattr(commet_webhooks, name), name
+
+
+def test_deep_nesting_is_a_clear_payload_error() -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    body = b'{"event":"x.y","timestamp":"2026-01-01T00:00:00Z","organizationId":"o","data":' + deep + b"}"
+    with pytest.raises(PayloadError, match="nested too deeply"):
+        parse_event(body)
+    with pytest.raises(PayloadError, match="nested too deeply"):
+        parse_event(deep)
