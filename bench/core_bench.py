@@ -102,7 +102,9 @@ def per_event_candidates() -> dict[str, Callable[[], object]]:
 
         def official_sdk_typed() -> object:
             body, signature = pick()
-            parsed = verify_and_parse_payload(raw_body=body.decode(), signature=signature, secret=SECRET)
+            parsed = verify_and_parse_payload(
+                raw_body=body.decode(), signature=signature, secret=SECRET
+            )
             assert parsed is not None
             event = SdkEvent(**{k: v for k, v in parsed.items() if k in sdk_fields})
             return getattr(event, "as_" + event.event.replace(".", "_"))()
@@ -123,7 +125,14 @@ def per_event_candidates() -> dict[str, Callable[[], object]]:
         for body, _ in bodies:
             signature = svix.sign("msg_1", now, body.decode())
             svix_requests.append(
-                (body, {"svix-id": "msg_1", "svix-timestamp": str(int(now.timestamp())), "svix-signature": signature})
+                (
+                    body,
+                    {
+                        "svix-id": "msg_1",
+                        "svix-timestamp": str(int(now.timestamp())),
+                        "svix-signature": signature,
+                    },
+                )
             )
         pick_svix = cycle(svix_requests)
 
@@ -166,7 +175,9 @@ def report(title: str, candidates: dict[str, Callable[[], object]], calls: int) 
 
 def main() -> int:
     print(f"python {sys.version.split()[0]}, best of {ROUNDS} rounds")
-    per_event = report("verify + parse, per event (8 event types, round robin)", per_event_candidates(), 20_000)
+    per_event = report(
+        "verify + parse, per event (8 event types, round robin)", per_event_candidates(), 20_000
+    )
     ours = per_event["ours: construct_event (typed)"]
     floor = per_event["floor: hmac + compare_digest + json.loads (untyped)"]
     sdk = per_event.get("official commet-sdk: verify_and_parse + typed data")

@@ -9,6 +9,7 @@ the parser) and as a body with a bogus signature. Only library errors may escape
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import atheris
@@ -22,10 +23,8 @@ webhooks = Webhooks(SECRET, on_payload=ran.append)
 
 
 def test_one_input(data: bytes) -> None:
-    try:
+    with contextlib.suppress(PayloadError):
         parse_event(data)
-    except PayloadError:
-        pass
     ran.clear()
     signed = webhooks.handle_sync(data, {"X-Commet-Signature": sign(data, SECRET)})
     if signed.status not in (200, 400):

@@ -24,6 +24,7 @@ from .events import EVENT_TYPES, EventType
 __all__ = [
     "API_VERSION",
     "camel_case",
+    "iso_time",
     "sample_data",
     "sample_event",
     "signed_request",
@@ -47,7 +48,8 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
-def _iso(moment: datetime) -> str:
+def iso_time(moment: datetime) -> str:
+    """The ISO 8601 form Commet uses: UTC, milliseconds, ``Z`` suffix."""
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -66,7 +68,7 @@ def _subscription_created(now: datetime) -> dict[str, Any]:
         "planId": "plan_pro",
         "planName": "Pro",
         "status": "pending_payment",
-        "startDate": _iso(now),
+        "startDate": iso_time(now),
         "name": "Pro plan",
     }
 
@@ -76,8 +78,8 @@ def _subscription_activated(now: datetime) -> dict[str, Any]:
         **_common(now),
         "publicId": "SUB-" + secrets.token_hex(3).upper(),
         "status": "active",
-        "currentPeriodStart": _iso(now),
-        "currentPeriodEnd": _iso(now + timedelta(days=30)),
+        "currentPeriodStart": iso_time(now),
+        "currentPeriodEnd": iso_time(now + timedelta(days=30)),
         "name": "Pro plan",
         "invoiceId": _new_id("inv"),
         "invoiceNumber": "INV-0001",
@@ -90,9 +92,9 @@ def _subscription_canceled(now: datetime) -> dict[str, Any]:
     return {
         **_common(now),
         "status": "canceled",
-        "canceledAt": _iso(now),
+        "canceledAt": iso_time(now),
         "cancelReason": "customer_request",
-        "endDate": _iso(now + timedelta(days=12)),
+        "endDate": iso_time(now + timedelta(days=12)),
     }
 
 
@@ -102,7 +104,7 @@ def _subscription_updated(now: datetime) -> dict[str, Any]:
         "status": "active",
         "canceledAt": None,
         "cancelReason": None,
-        "endDate": _iso(now + timedelta(days=30)),
+        "endDate": iso_time(now + timedelta(days=30)),
     }
 
 
@@ -131,7 +133,7 @@ def _payment_received(now: datetime) -> dict[str, Any]:
         "currency": "USD",
         "orgNetAmount": 2784,
         "customerEmail": "ada@example.com",
-        "paidAt": _iso(now),
+        "paidAt": iso_time(now),
     }
 
 
@@ -153,10 +155,10 @@ def _invoice_created(now: datetime) -> dict[str, Any]:
         "invoiceId": _new_id("inv"),
         "invoiceNumber": "INV-0002",
         "invoiceStatus": "open",
-        "periodStart": _iso(now),
-        "periodEnd": _iso(now + timedelta(days=30)),
-        "issueDate": _iso(now),
-        "dueDate": _iso(now + timedelta(days=7)),
+        "periodStart": iso_time(now),
+        "periodEnd": iso_time(now + timedelta(days=30)),
+        "issueDate": iso_time(now),
+        "dueDate": iso_time(now + timedelta(days=7)),
         "currency": "USD",
         "subtotal": 2900,
         "total": 2900,
@@ -220,7 +222,7 @@ def sample_event(event_type: str | EventType, **overrides: Any) -> dict[str, Any
     envelope: dict[str, Any] = {
         "id": _new_id("whev"),
         "event": name,
-        "timestamp": _iso(datetime.now(timezone.utc)),
+        "timestamp": iso_time(datetime.now(timezone.utc)),
         "organizationId": "org_demo",
         "mode": "sandbox",
         "apiVersion": API_VERSION,
@@ -228,7 +230,7 @@ def sample_event(event_type: str | EventType, **overrides: Any) -> dict[str, Any
     }
     for key, value in envelope_overrides.items():
         if isinstance(value, datetime):
-            value = _iso(value)
+            value = iso_time(value)
         envelope[key] = value
     return envelope
 

@@ -1,0 +1,101 @@
+"""The dashboard: one server-rendered page, usable without JavaScript.
+
+``GET /`` lists events newest first with their deliveries and attempts; query
+parameters filter by event type (``event``) and delivery status (``status``), and
+``refresh`` sets the auto-refresh in seconds (0 turns it off). Each delivery has
+a redeliver button: a plain form POST that redirects back to the page.
+
+The dashboard has no login: it is meant for the loopback interface. Its one
+write route refuses cross-site form posts (a foreign ``Origin``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .api import EmulatorApi
+from .errors import ApiError
+from .state import DELIVERY_STATUSES
+
+__all__ = ["Dashboard"]
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(default=True),
+)
+_DEFAULT_REFRESH = 5
+_PAGE_SIZE = 50
+
+
+class Dashboard:
+    """The HTML view of the emulator's events, deliveries and attempts."""
+
+    def __init__(self, api: EmulatorApi) -> None:
+        self.api = api
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/dashboard/deliveries/{id}/retry", self.redeliver, methods=["POST"]),
+        ]
+
+    @staticmethod
+    def _filters(request: Request) -> dict[str, str]:
+        """The page's own query parameters, cleaned: anything else is dropped."""
+        params = request.query_params
+        status = params.get("status", "")
+        refresh = params.get("refresh", "")
+        return {
+            "event": params.get("event", "")[:100],
+            "status": status if status in DELIVERY_STATUSES else "",
+            "refresh": refresh if refresh.isdigit() and len(refresh) < 5 else "",
+        }
+
+    async def page(self, request: Request) -> Response:
+        filters = self._filters(request)
+        refresh = int(filters["refresh"]) if filters["refresh"] else _DEFAULT_REFRESH
+        events = self.api.db.list_events(
+            event_type=filters["event"] or None,
+            status=filters["status"] or None,
+            limit=_PAGE_SIZE,
+        )
+        for event in events:
+            event["pretty"] = json.dumps(event["payload"], indent=2, ensure_ascii=False)
+        kept = {key: value for key, value in filters.items() if value}
+        html = _TEMPLATES.get_template("dashboard.html").render(
+            events=events,
+            endpoints=self.api.db.list_endpoints(),
+            event_types=self.api.db.event_types(),
+            statuses=DELIVERY_STATUSES,
+            filters=filters,
+            refresh=refresh,
+            back="?" + urlencode(kept) if kept else "",
+            no_refresh_url="/?" + urlencode({**kept, "refresh": "0"}),
+        )
+        return HTMLResponse(html)
+
+    async def redeliver(self, request: Request) -> Response:
+        if not _same_origin(request):
+            return HTMLResponse("<p>Cross-site request refused.</p>", 403)
+        try:
+            self.api.redeliver_now(request.path_params["id"])
+        except ApiError as error:
+            return HTMLResponse(f"<p>{html.escape(error.message)}</p>", error.status)
+        kept = {key: value for key, value in self._filters(request).items() if value}
+        return RedirectResponse("/?" + urlencode(kept) if kept else "/", 303)
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post from another site carries its ``Origin``; ours matches ``Host``."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")

@@ -1,0 +1,138 @@
+"""The dashboard: plain HTML over HTTP, and real headless Chromium clicking redeliver."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from emulator_helpers import Emulator, Receiver, wait_until
+
+
+@pytest.fixture
+def populated(emulator: Emulator, receiver: tuple[Receiver, str]) -> Emulator:
+    """One delivered ``payment.failed`` and one ``invoice.created`` that failed for good."""
+    _recorder, url = receiver
+    emulator.endpoint(url, ["payment.failed"])
+    emulator.endpoint("http://127.0.0.1:9/nobody-home", ["invoice.created"])
+    emulator.api("POST", "/api/emulator/events", json={"event": "payment.failed"})
+    emulator.api("POST", "/api/emulator/events", json={"event": "invoice.created"})
+    wait_until(lambda: emulator.deliveries(status="succeeded"), what="a delivery")
+    return emulator
+
+
+def page(emulator: Emulator, **params: str) -> str:
+    response = httpx.get(emulator.url + "/", params={"refresh": "0", **params}, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+def test_page_lists_events_newest_first_with_deliveries(populated: Emulator) -> None:
+    html = page(populated)
+    assert "<script" not in html
+    assert html.index("invoice.created</code>") < html.index("payment.failed</code>")
+    delivered = populated.deliveries(status="succeeded")[0]
+    assert f'id="delivery-{delivered["id"]}"' in html
+    assert "status-succeeded" in html and "code-ok" in html
+    assert "<details><summary>Payload</summary>" in html and "&#34;organizationId&#34;" in html
+    assert 'action="/dashboard/deliveries/' in html
+    assert "whsec_" not in html  # secrets stay in the API
+
+
+def test_filters_by_event_type_and_status(populated: Emulator) -> None:
+    only_invoices = page(populated, event="invoice.created")
+    assert "invoice.created</code>" in only_invoices
+    assert "payment.failed</code> <span" not in only_invoices
+    succeeded = page(populated, status="succeeded")
+    assert "payment.failed</code> <span" in succeeded
+    assert "invoice.created</code> <span" not in succeeded
+    assert "No events match" in page(populated, event="nothing.here")
+    assert page(populated, status="bogus", limit="x")  # bad filters are ignored, not errors
+
+
+def test_auto_refresh_is_a_meta_tag(populated: Emulator) -> None:
+    default = httpx.get(populated.url + "/", timeout=30).text
+    assert '<meta http-equiv="refresh" content="5">' in default
+    assert 'http-equiv="refresh"' not in page(populated)
+
+
+def test_redeliver_form_post_redirects_back(populated: Emulator) -> None:
+    delivery = populated.deliveries(status="succeeded")[0]
+    response = httpx.post(
+        f"{populated.url}/dashboard/deliveries/{delivery['id']}/retry?event=payment.failed",
+        timeout=30,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/?event=payment.failed"
+    wait_until(
+        lambda: (
+            len(populated.api("GET", f"/api/emulator/deliveries/{delivery['id']}")["attempts"]) == 2
+        ),
+        what="the manual attempt",
+    )
+
+
+def test_cross_site_form_posts_are_refused(populated: Emulator) -> None:
+    delivery = populated.deliveries(status="succeeded")[0]
+    response = httpx.post(
+        f"{populated.url}/dashboard/deliveries/{delivery['id']}/retry",
+        headers={"origin": "https://evil.example"},
+        timeout=30,
+    )
+    assert response.status_code == 403
+    missing = httpx.post(f"{populated.url}/dashboard/deliveries/dlv_nope/retry", timeout=30)
+    assert missing.status_code == 404
+
+
+# ---------------------------------------------------------------------- real browser
+
+
+@pytest.fixture
+def chromium() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="emulator-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", f"--user-data-dir={profile}",
+    ):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.browser
+def test_browser_lists_a_delivery_and_redelivers_it(populated: Emulator, chromium: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(chromium, WebDriver)
+    delivered = populated.deliveries(status="succeeded")[0]
+    chromium.get(populated.url + "/?refresh=0&event=payment.failed")
+    table = chromium.find_element(By.ID, f"delivery-{delivered['id']}")
+    assert "succeeded" in table.text and delivered["url"] in table.text
+    assert "200" in table.text
+
+    table.find_element(By.CSS_SELECTOR, "button.redeliver").click()
+    wait_until(lambda: "event=payment.failed" in chromium.current_url, what="redirect back")
+    wait_until(
+        lambda: (
+            len(populated.api("GET", f"/api/emulator/deliveries/{delivered['id']}")["attempts"])
+            == 2
+        ),
+        what="a new attempt",
+    )
+    after = populated.api("GET", f"/api/emulator/deliveries/{delivered['id']}")
+    assert after["attempts"][-1]["manual"] is True
