@@ -1,0 +1,223 @@
+"""``listen``: a local receiver that verifies each delivery and prints it.
+
+Verification, parsing and the answer all come from :meth:`Webhooks.handle` (through
+the bare ASGI adapter); this module only routes the path and reports each outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rich.json import JSON
+from rich.markup import escape
+from rich.panel import Panel
+
+from ..asgi import WebhookApp
+from ..dispatch import WebhookResponse, Webhooks, get_header
+from ..events import WebhookEvent
+from ..stores import MemoryStore
+from ._common import console
+
+__all__ = [
+    "Delivery",
+    "Receiver",
+    "Reporter",
+    "bind_socket",
+    "build_receiver",
+    "json_delivery",
+    "print_delivery",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# The event a delivery parsed to, captured by the catch-all handler. A mutable
+# holder rather than the value itself, so a handler running in a child task can fill it.
+_captured: ContextVar[dict[str, WebhookEvent]] = ContextVar("commet_cli_captured")
+
+
+async def _capture(event: WebhookEvent) -> None:
+    holder = _captured.get(None)
+    if holder is not None:
+        holder["event"] = event
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request the receiver answered."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body_size: int
+    response: WebhookResponse
+    event: WebhookEvent | None
+    elapsed_ms: float
+
+
+Reporter = Callable[[Delivery], None]
+
+
+class Receiver:
+    """ASGI app: requests to ``path`` go to :class:`~commet_webhooks.asgi.WebhookApp`
+    (which hands the raw body to ``webhooks.handle``); other paths get 404. Every
+    request is reported once answered.
+    """
+
+    def __init__(self, webhooks: Webhooks, path: str, report: Reporter) -> None:
+        self.app = WebhookApp(webhooks)
+        self.path = "/" + path.strip("/")
+        self.report = report
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        answer: dict[str, Any] = {"status": 500, "body": b""}
+
+        async def send_and_record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                answer["body"] += message.get("body", b"")
+            await send(message)
+
+        event_holder: dict[str, WebhookEvent] = {}
+        if path.rstrip("/") != self.path.rstrip("/"):
+            await _send_not_found(send_and_record, self.path)
+        else:
+            token = _captured.set(event_holder)
+            try:
+                await self.app(scope, receive, send_and_record)
+            finally:
+                _captured.reset(token)
+        response = WebhookResponse(answer["status"], answer["body"])
+        self.report(
+            Delivery(
+                method=scope["method"],
+                path=path,
+                headers=headers,
+                body_size=_declared_size(headers),
+                response=response,
+                event=event_holder.get("event"),
+                elapsed_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+
+
+def _declared_size(headers: dict[str, str]) -> int:
+    value = get_header(headers, "content-length") or ""
+    return int(value) if value.isdigit() else 0
+
+
+async def _send_not_found(send: Send, path: str) -> None:
+    body = json.dumps({"received": False, "error": f"Not found: webhooks are received at {path}"})
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def build_receiver(secrets: list[str], path: str, report: Reporter) -> Receiver:
+    """A receiver that verifies with ``secrets`` and answers duplicates as Commet expects."""
+    webhooks = Webhooks(
+        webhook_secret=secrets, on_payload=_capture, idempotency_store=MemoryStore()
+    )
+    return Receiver(webhooks, path, report)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (raises ``OSError`` when unavailable)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def _error_text(response: WebhookResponse) -> str:
+    try:
+        answer = json.loads(response.body)
+    except ValueError:
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    parts = [str(answer[k]) for k in ("error", "detail", "warning") if answer.get(k)]
+    return ": ".join(parts)
+
+
+def _is_duplicate(response: WebhookResponse) -> bool:
+    return response.ok and b'"duplicate"' in response.body
+
+
+def print_delivery(delivery: Delivery) -> None:
+    """Pretty-print one delivery: the verified event, or a red line saying why it was refused."""
+    now = datetime.now().strftime("%H:%M:%S")
+    response = delivery.response
+    event = delivery.event
+    label = get_header(delivery.headers, "x-commet-event") or "(no X-Commet-Event header)"
+    status = response.status
+    if event is not None:
+        label = event.event
+    head = f"[dim]{now}[/] {delivery.method} {escape(delivery.path)} -> "
+    if status == 403:
+        why = (
+            "no X-Commet-Signature header"
+            if get_header(delivery.headers, "x-commet-signature") is None
+            else "the signature does not match the secret"
+        )
+        console.print(
+            f"{head}[bold red]{status} bad signature[/] [red]{escape(label)} "
+            f"({delivery.body_size} bytes) rejected: {why}[/]"
+        )
+        return
+    if _is_duplicate(response):
+        console.print(f"{head}[bold yellow]{status} duplicate[/] {escape(label)}: handlers skipped")
+        return
+    if not response.ok or event is None:
+        reason = _error_text(response) or "refused"
+        console.print(f"{head}[bold red]{status}[/] [red]{escape(label)}: {escape(reason)}[/]")
+        return
+    console.print(
+        f"{head}[bold green]{status} verified[/] [bold]{escape(event.event)}[/] "
+        f"[dim]{escape(event.id or '')} {delivery.elapsed_ms:.1f} ms[/]"
+    )
+    raw = event.raw
+    title = f"{type(event).__name__}  {escape(event.event)}  mode={escape(str(raw.get('mode')))}"
+    console.print(
+        Panel(JSON.from_data(raw.get("data"), sort_keys=False), title=title, expand=False)
+    )
+
+
+def json_delivery(delivery: Delivery) -> None:
+    """Print one delivery as a JSON line, for scripts."""
+    event = delivery.event
+    duplicate = _is_duplicate(delivery.response)
+    line: dict[str, Any] = {
+        "status": delivery.response.status,
+        "verified": event is not None or duplicate,
+        "duplicate": duplicate,
+        "event": event.event if event else get_header(delivery.headers, "x-commet-event"),
+        "class": type(event).__name__ if event else None,
+        "error": _error_text(delivery.response) or None,
+        "envelope": event.raw if event else None,
+    }
+    print(json.dumps(line), flush=True)

@@ -1,0 +1,228 @@
+"""``trigger`` against ``listen``: both commands run as real subprocesses over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from typing import Any
+
+import httpx
+
+import commet_webhooks
+from commet_webhooks.events import EVENT_TYPES
+
+
+def _clean(result: subprocess.CompletedProcess[str], secret: str) -> None:
+    assert "Traceback" not in result.stderr
+    assert secret not in result.stdout + result.stderr
+
+
+def test_every_event_type_is_delivered_verified_and_typed(
+    cli: Any, listener: Any, secret: str
+) -> None:
+    for name, spec in EVENT_TYPES.items():
+        result = cli("trigger", name, "--url", listener.url, "--secret", secret)
+        assert result.returncode == 0, result.stderr
+        assert "200" in result.stdout
+        assert '"received": true' in result.stdout
+        _clean(result, secret)
+        got = listener.next_delivery()
+        assert got["status"] == 200
+        assert got["verified"] is True
+        assert got["event"] == name
+        envelope = got["envelope"]
+        assert envelope["event"] == name
+        assert got["class"] == spec.event_class.__name__  # parsed into the typed class
+        assert envelope["data"]["customerId"] == "user_123"
+
+
+def test_set_overrides_reach_the_receiver(cli: Any, listener: Any, secret: str) -> None:
+    result = cli(
+        "trigger",
+        "subscription.plan_changed",
+        "--url",
+        listener.url,
+        "--secret",
+        secret,
+        "--set",
+        "previous_plan.name=Basic",
+        "--set",
+        "charge=5000",
+        "--set",
+        "customer_id=cus_42",
+        "--set",
+        "billingInterval=yearly",
+        "--set",
+        'data.flags={"beta": true}',
+        "--set",
+        "mode=live",
+        "--set",
+        "id=whev_fixed_1",
+        "--set",
+        "external_id=null",
+    )
+    assert result.returncode == 0, result.stderr
+    envelope = listener.next_delivery()["envelope"]
+    data = envelope["data"]
+    assert data["previousPlan"] == {"id": "plan_starter", "name": "Basic"}
+    assert data["charge"] == 5000
+    assert data["customerId"] == "cus_42"
+    assert data["billingInterval"] == "yearly"
+    assert data["flags"] == {"beta": True}
+    assert data["externalId"] is None
+    assert envelope["mode"] == "live"
+    assert envelope["id"] == "whev_fixed_1"
+
+
+def test_wrong_secret_is_rejected_and_trigger_exits_1(cli: Any, listener: Any, secret: str) -> None:
+    result = cli("trigger", "payment.failed", "--url", listener.url, "--secret", "whsec_wrong")
+    assert result.returncode == 1
+    assert "403" in result.stdout
+    assert "Invalid signature" in result.stdout
+    got = listener.next_delivery()
+    assert got["status"] == 403
+    assert got["verified"] is False
+    assert got["envelope"] is None
+
+
+def test_redelivery_of_the_same_event_is_a_duplicate(cli: Any, listener: Any, secret: str) -> None:
+    args = ("trigger", "payment.received", "-u", listener.url, "-s", secret, "--set", "id=whev_d")
+    first, second = cli(*args), cli(*args)
+    assert first.returncode == second.returncode == 0
+    assert '"duplicate": true' in second.stdout
+    assert listener.next_delivery()["duplicate"] is False
+    again = listener.next_delivery()
+    assert again["duplicate"] is True
+    assert again["verified"] is True
+
+
+def test_unknown_event_type_warns_and_is_still_delivered(
+    cli: Any, listener: Any, secret: str
+) -> None:
+    result = cli("trigger", "payment.faild", "-u", listener.url, "-s", secret, "--set", "amount=12")
+    assert result.returncode == 0
+    assert "not a modelled event type" in result.stderr
+    assert "payment.failed" in result.stderr  # the suggestion
+    got = listener.next_delivery()
+    assert got["verified"] is True
+    assert got["envelope"]["event"] == "payment.faild"
+    assert got["envelope"]["data"] == {"amount": 12}
+
+
+def test_non_2xx_answer_exits_1(cli: Any, listener: Any, secret: str) -> None:
+    wrong_path = listener.url.replace("/webhooks/commet", "/elsewhere")
+    result = cli("trigger", "invoice.created", "-u", wrong_path, "-s", secret)
+    assert result.returncode == 1
+    assert "404" in result.stdout
+    assert listener.next_delivery()["status"] == 404
+
+
+def test_unreachable_receiver_is_a_clear_error(cli: Any, secret: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound but not listening: connections are refused
+        result = cli("trigger", "payment.failed", "-u", f"http://127.0.0.1:{port}/", "-s", secret)
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    _clean(result, secret)
+
+
+def test_bad_trigger_input_is_a_usage_error(cli: Any, secret: str) -> None:
+    cases = {
+        ("--set", "no_equals_sign"): "field=value",
+        ("--set", "=1"): "field=value",
+        ("--set", "data=[1]"): "JSON object",
+        ("--set", "invoice_total.x=1"): "not an object",
+        ("--url", "ftp://example.com"): "http",
+        ("--url", "not a url"): "http",
+        (): "--url",
+    }
+    for extra, message in cases.items():
+        result = cli("trigger", "payment.received", "-s", secret, *extra)
+        assert result.returncode == 2, (extra, result.stdout, result.stderr)
+        assert message in result.stderr, (extra, result.stderr)
+        _clean(result, secret)
+    no_secret = cli("trigger", "payment.received", "--url", "http://127.0.0.1:9/")
+    assert no_secret.returncode == 2
+    assert "COMMET_WEBHOOK_SECRET" in no_secret.stderr
+
+
+def test_dry_run_prints_a_signed_request_without_sending(cli: Any, secret: str) -> None:
+    result = cli("trigger", "subscription.created", "-s", secret, "--dry-run", "--set", "plan_id=x")
+    assert result.returncode == 0
+    assert "X-Commet-Signature:" in result.stdout
+    assert '"planId": "x"' in result.stdout
+    _clean(result, secret)
+
+
+def test_listen_pretty_output_and_red_line_for_bad_signature(
+    cli: Any, start_listener: Any, secret: str
+) -> None:
+    with start_listener(secret) as listener:
+        ok = cli("trigger", "subscription.activated", "-u", listener.url, "-s", secret)
+        assert ok.returncode == 0
+        first = listener.next_line()
+        assert "200 verified subscription.activated" in first
+        panel = [listener.next_line() for _ in range(3)]
+        assert any("SubscriptionActivated" in line for line in panel)
+
+        bad = cli("trigger", "payment.failed", "-u", listener.url, "-s", "whsec_wrong")
+        assert bad.returncode == 1
+        line = ""
+        for _ in range(40):
+            line = listener.next_line()
+            if "bad signature" in line:
+                break
+        assert "403 bad signature" in line
+        assert "payment.failed" in line
+    banner = "\n".join(listener.stderr)
+    assert "Listening on http://127.0.0.1:" in banner
+    assert "whsec_********" in banner
+    assert secret not in banner
+
+
+def test_listen_usage_errors(cli: Any, secret: str) -> None:
+    no_secret = cli("listen", "--port", "0")
+    assert no_secret.returncode == 2
+    assert "COMMET_WEBHOOK_SECRET" in no_secret.stderr
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = cli("listen", "--port", str(port), "--secret", secret)
+    assert taken.returncode == 1
+    assert "cannot listen" in taken.stderr
+    assert "Traceback" not in taken.stderr
+
+
+def test_receiver_that_never_answers_times_out(cli: Any, secret: str) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections are queued but never answered
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/webhooks/commet"
+        result = cli("trigger", "payment.failed", "-u", url, "-s", secret, "--timeout", "0.5")
+    assert result.returncode == 1
+    assert "no answer" in result.stderr
+    _clean(result, secret)
+
+
+def test_listen_reports_bad_payloads_and_oversized_bodies(listener: Any, secret: str) -> None:
+    garbage = b"this is not json"
+    headers = {"X-Commet-Signature": commet_webhooks.sign(garbage, secret)}
+    answer = httpx.post(listener.url, content=garbage, headers=headers, timeout=10)
+    assert answer.status_code == 400
+    got = listener.next_delivery()
+    assert got["status"] == 400
+    assert got["verified"] is False
+    assert "Invalid payload" in got["error"]
+
+    huge = b"x" * (1_048_576 + 10)
+    answer = httpx.post(listener.url, content=huge, headers=headers, timeout=10)
+    assert answer.status_code == 413
+    assert listener.next_delivery()["status"] == 413
+
+    answer = httpx.get(listener.url, timeout=10)
+    assert answer.status_code == 405
+    assert listener.next_delivery()["status"] == 405
