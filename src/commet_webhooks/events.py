@@ -15,10 +15,11 @@ import builtins
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Union
+from typing import Any, Union
 
 import msgspec
 
+from ._wire import TimedWireStruct, WireStruct
 from .errors import PayloadError
 
 __all__ = [
@@ -77,25 +78,6 @@ def handler_keyword(event_type: str) -> str:
 # --------------------------------------------------------------------------- data
 
 
-class _Data(msgspec.Struct, rename="camel", kw_only=True):
-    """Base of every ``data`` payload: wire names are camelCase, attributes snake_case.
-
-    Unknown keys are ignored (forward compatibility).
-    """
-
-
-class _TimedData(_Data):
-    """A payload with times: naive times are read as UTC so every ``datetime`` is aware."""
-
-    _time_fields: ClassVar[tuple[str, ...]] = ()
-
-    def __post_init__(self) -> None:
-        for name in self._time_fields:
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                setattr(self, name, value.replace(tzinfo=timezone.utc))
-
-
 class PlanRef(msgspec.Struct, kw_only=True):
     """A plan as referenced from ``subscription.plan_changed``."""
 
@@ -103,7 +85,7 @@ class PlanRef(msgspec.Struct, kw_only=True):
     name: str
 
 
-class SubscriptionCreatedData(_TimedData):
+class SubscriptionCreatedData(TimedWireStruct):
     _time_fields = ("start_date",)
     subscription_id: str
     customer_id: str
@@ -116,7 +98,7 @@ class SubscriptionCreatedData(_TimedData):
     name: str | None = None
 
 
-class SubscriptionActivatedData(_TimedData):
+class SubscriptionActivatedData(TimedWireStruct):
     _time_fields = ("current_period_start", "current_period_end")
     subscription_id: str
     customer_id: str
@@ -132,7 +114,7 @@ class SubscriptionActivatedData(_TimedData):
     name: str | None = None
 
 
-class SubscriptionCanceledData(_TimedData):
+class SubscriptionCanceledData(TimedWireStruct):
     _time_fields = ("canceled_at", "end_date")
     subscription_id: str
     customer_id: str
@@ -147,7 +129,7 @@ class SubscriptionUpdatedData(SubscriptionCanceledData):
     pass
 
 
-class SubscriptionPlanChangedData(_Data):
+class SubscriptionPlanChangedData(WireStruct):
     subscription_id: str
     customer_id: str
     previous_plan: PlanRef
@@ -159,7 +141,7 @@ class SubscriptionPlanChangedData(_Data):
     total_charged: int | None = None
 
 
-class PaymentReceivedData(_TimedData):
+class PaymentReceivedData(TimedWireStruct):
     _time_fields = ("paid_at",)
     invoice_id: str
     invoice_number: str
@@ -174,7 +156,7 @@ class PaymentReceivedData(_TimedData):
     paid_at: datetime | None = None
 
 
-class PaymentFailedData(_Data):
+class PaymentFailedData(WireStruct):
     customer_id: str
     subscription_id: str
     invoice_id: str | None = None
@@ -183,7 +165,7 @@ class PaymentFailedData(_Data):
     failure_message: str | None = None
 
 
-class InvoiceCreatedData(_TimedData):
+class InvoiceCreatedData(TimedWireStruct):
     _time_fields = ("period_start", "period_end", "issue_date", "due_date")
     invoice_id: str
     invoice_number: str

@@ -7,10 +7,12 @@ breaks an access decision. Naive times are read as UTC.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 import msgspec
+
+from .._wire import TimedWireStruct
 
 __all__ = [
     "ACCESS_STATUSES",
@@ -26,19 +28,7 @@ __all__ = [
 ACCESS_STATUSES: frozenset[str] = frozenset({"active", "trialing"})
 
 
-class _Model(msgspec.Struct, rename="camel", kw_only=True):
-    """Base of every model: camelCase on the wire, unknown keys tolerated."""
-
-    _time_fields: ClassVar[tuple[str, ...]] = ()
-
-    def __post_init__(self) -> None:
-        for name in self._time_fields:
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                setattr(self, name, value.replace(tzinfo=timezone.utc))
-
-
-class Plan(_Model):
+class Plan(TimedWireStruct):
     """The plan a subscription is on. ``base_price`` is in cents."""
 
     id: str
@@ -47,7 +37,7 @@ class Plan(_Model):
     billing_interval: str | None = None
 
 
-class CurrentPeriod(_Model):
+class CurrentPeriod(TimedWireStruct):
     """The billing period in progress."""
 
     _time_fields = ("start", "end")
@@ -56,7 +46,7 @@ class CurrentPeriod(_Model):
     days_remaining: int | None = None
 
 
-class SubscriptionFeature(_Model):
+class SubscriptionFeature(TimedWireStruct):
     """A feature included in the subscription's plan."""
 
     code: str
@@ -66,7 +56,7 @@ class SubscriptionFeature(_Model):
     usage: Any = None
 
 
-class ActiveSubscription(_Model):
+class ActiveSubscription(TimedWireStruct):
     """A customer's active subscription, as answered by ``GET /api/subscriptions/active``."""
 
     _time_fields = (
@@ -104,7 +94,7 @@ class ActiveSubscription(_Model):
         return next((f for f in self.features if f.code == code), None)
 
 
-class FeatureAccess(_Model):
+class FeatureAccess(TimedWireStruct):
     """A customer's access to one feature, as answered by ``GET /api/features/{code}``.
 
     ``type`` is ``boolean``, ``metered`` or ``seats``; the usage fields apply to the
@@ -125,7 +115,7 @@ class FeatureAccess(_Model):
     overage_enabled: bool | None = None
 
 
-class FeatureCheck(_Model):
+class FeatureCheck(TimedWireStruct):
     """The answer to "may this customer use this feature?"."""
 
     allowed: bool
