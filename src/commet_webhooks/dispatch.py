@@ -442,7 +442,13 @@ class Webhooks:
 
         if key:
             outcome = yield _CompleteOp(key, owner)
-            if isinstance(outcome, BaseException):
+            if outcome is False:
+                # The lease ran out while handlers ran and another delivery took the
+                # key over: the handlers may run twice. Raise lease_seconds.
+                logger.warning(
+                    "lease on %s expired before its handlers finished; raise lease_seconds", key
+                )
+            elif isinstance(outcome, BaseException):
                 # Handlers ran: answering an error would run them again on retry.
                 logger.error("could not mark %s done: %r", key, outcome)
                 yield _ReportOp(outcome, event)

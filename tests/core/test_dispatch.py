@@ -555,3 +555,23 @@ async def test_logs_never_contain_secret_or_body(caplog: pytest.LogCaptureFixtur
         await webhooks.handle(*signed_request(b"[1]", SECRET))
     assert caplog.records
     assert SECRET not in caplog.text and "private@example.com" not in caplog.text
+
+
+async def test_lease_lost_during_handlers_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore(lease_seconds=0.05)
+    body, headers = request()
+    event_id = json.loads(body)["id"]
+    taken_over = asyncio.Event()
+
+    async def slow(event: PaymentFailed) -> None:
+        for _ in range(500):  # bounded: the lease expires, then another worker claims it
+            await asyncio.sleep(0.01)
+            if store.claim(event_id, "another-worker") is Claim.CLAIMED:
+                taken_over.set()
+                return
+
+    webhooks = Webhooks(SECRET, on_payment_failed=slow, idempotency_store=store)
+    with caplog.at_level(logging.WARNING, logger="commet_webhooks"):
+        response = await webhooks.handle(body, headers)
+    assert taken_over.is_set() and response.status == 200
+    assert "lease" in caplog.text and "expired" in caplog.text

@@ -1,0 +1,197 @@
+"""The claim / complete / release protocol, identical for every store, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from store_helpers import StoreSpec
+
+from commet_webhooks.stores import Claim, IdempotencyStore
+
+pytestmark = pytest.mark.anyio
+
+
+class Api:
+    """One store called through its sync methods or through its async methods."""
+
+    def __init__(self, store: IdempotencyStore, mode: str) -> None:
+        self.store = store
+        self.mode = mode
+
+    async def claim(self, key: str, owner: str) -> Claim:
+        if self.mode == "sync":
+            return self.store.claim(key, owner)
+        return await self.store.aclaim(key, owner)
+
+    async def complete(self, key: str, owner: str) -> bool:
+        if self.mode == "sync":
+            return self.store.complete(key, owner)
+        return await self.store.acomplete(key, owner)
+
+    async def release(self, key: str, owner: str) -> bool:
+        if self.mode == "sync":
+            return self.store.release(key, owner)
+        return await self.store.arelease(key, owner)
+
+    async def claim_until(self, key: str, owner: str, timeout: float = 15.0) -> Claim:
+        """Claim repeatedly until it stops answering BUSY/DONE (a lease or retention ran out)."""
+        deadline = time.monotonic() + timeout
+        while (result := await self.claim(key, owner)) is not Claim.CLAIMED:
+            assert time.monotonic() < deadline, f"{key} still {result} after {timeout}s"
+            await asyncio.sleep(0.05)
+        return result
+
+
+@pytest.fixture(params=["sync", "async"])
+def api_mode(request: Any) -> str:
+    return str(request.param)
+
+
+async def test_claim_complete_then_done(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore], api_mode: str
+) -> None:
+    store = build(spec)
+    api = Api(store, api_mode)
+    try:
+        assert await api.claim("evt_1", "alice") is Claim.CLAIMED
+        assert await api.claim("evt_1", "bob") is Claim.BUSY
+        assert await api.claim("evt_1", "alice") is Claim.BUSY  # no re-entry, even for the owner
+        assert await api.complete("evt_1", "bob") is False
+        assert await api.release("evt_1", "bob") is False
+        assert await api.claim("evt_1", "carol") is Claim.BUSY  # bob's attempts changed nothing
+        assert await api.complete("evt_1", "alice") is True
+        assert await api.claim("evt_1", "bob") is Claim.DONE
+        assert await api.complete("evt_1", "alice") is False  # done keys have no owner
+        assert await api.release("evt_1", "alice") is False
+        assert await api.claim("evt_1", "bob") is Claim.DONE
+        assert await api.claim("evt_2", "bob") is Claim.CLAIMED  # keys are independent
+    finally:
+        await store.aclose()
+
+
+async def test_release_lets_the_next_claim_in(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore], api_mode: str
+) -> None:
+    store = build(spec)
+    api = Api(store, api_mode)
+    try:
+        assert await api.claim("evt_r", "alice") is Claim.CLAIMED
+        assert await api.release("evt_r", "alice") is True
+        assert await api.release("evt_r", "alice") is False
+        assert await api.claim("evt_r", "bob") is Claim.CLAIMED
+        assert await api.complete("evt_r", "alice") is False
+        assert await api.complete("evt_r", "bob") is True
+        assert await api.claim("evt_r", "alice") is Claim.DONE
+    finally:
+        await store.aclose()
+
+
+async def test_expired_lease_is_taken_over(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore], api_mode: str
+) -> None:
+    store = build(spec, lease_seconds=0.4)
+    api = Api(store, api_mode)
+    try:
+        assert await api.claim("evt_l", "crashed") is Claim.CLAIMED
+        assert await api.claim_until("evt_l", "retry") is Claim.CLAIMED
+        # The first owner lost its claim: it can neither finish nor free it.
+        assert await api.complete("evt_l", "crashed") is False
+        assert await api.release("evt_l", "crashed") is False
+        assert await api.claim("evt_l", "third") is Claim.BUSY
+        assert await api.complete("evt_l", "retry") is True
+        assert await api.claim("evt_l", "third") is Claim.DONE
+    finally:
+        await store.aclose()
+
+
+async def test_done_keys_expire_after_retention(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore], api_mode: str
+) -> None:
+    store = build(spec, retention_seconds=0.4)
+    api = Api(store, api_mode)
+    try:
+        assert await api.claim("evt_d", "alice") is Claim.CLAIMED
+        assert await api.complete("evt_d", "alice") is True
+        assert await api.claim("evt_d", "bob") is Claim.DONE
+        assert await api.claim_until("evt_d", "bob") is Claim.CLAIMED
+    finally:
+        await store.aclose()
+
+
+async def test_two_instances_share_state(
+    shared_spec: StoreSpec, build: Callable[..., IdempotencyStore]
+) -> None:
+    first, second = build(shared_spec), build(shared_spec)
+    try:
+        assert first.claim("evt_s", "alice") is Claim.CLAIMED
+        assert await second.aclaim("evt_s", "bob") is Claim.BUSY
+        assert await second.acomplete("evt_s", "bob") is False
+        assert first.complete("evt_s", "alice") is True
+        assert await second.aclaim("evt_s", "bob") is Claim.DONE
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_purge_deletes_expired_rows_only(
+    kind: str, make_spec: Callable[[str], StoreSpec], build: Callable[..., IdempotencyStore]
+) -> None:
+    spec = make_spec(kind)
+    store: Any = build(spec, lease_seconds=0.3, retention_seconds=0.3)
+    other = build(spec, lease_seconds=30)
+    assert other.claim("live", "b") is Claim.CLAIMED
+    assert store.claim("old_lease", "a") is Claim.CLAIMED
+    assert store.claim("old_done", "a") is Claim.CLAIMED
+    assert store.complete("old_done", "a") is True
+    time.sleep(0.4)
+    assert store.purge() == 2
+    assert store.purge() == 0
+    assert other.claim("live", "c") is Claim.BUSY
+    assert other.claim("old_done", "c") is Claim.CLAIMED
+
+
+def test_threads_of_one_process_race_for_keys(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore]
+) -> None:
+    store = build(spec)
+    keys = [f"evt_{i}" for i in range(20)]
+    results: list[tuple[str, Claim]] = []
+
+    def worker(n: int) -> None:
+        for key in keys:
+            results.append((key, store.claim(key, f"thread-{n}")))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    claimed = Counter(key for key, result in results if result is Claim.CLAIMED)
+    assert claimed == Counter(keys)
+    assert len(results) == 8 * len(keys)
+
+
+async def test_tasks_of_one_loop_race_for_keys(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore]
+) -> None:
+    store = build(spec)
+    keys = [f"evt_{i}" for i in range(20)]
+    try:
+        results = await asyncio.gather(
+            *(store.aclaim(key, f"task-{n}") for n in range(8) for key in keys)
+        )
+        claimed = Counter(
+            key
+            for key, result in zip([k for _ in range(8) for k in keys], results, strict=True)
+            if result is Claim.CLAIMED
+        )
+        assert claimed == Counter(keys)
+    finally:
+        await store.aclose()
