@@ -94,6 +94,10 @@ def _json_response(status: int, payload: Mapping[str, object]) -> WebhookRespons
     return _response(status, msgspec.json.encode(payload))
 
 
+def _invalid_payload(detail: str) -> WebhookResponse:
+    return _json_response(400, {"received": False, "error": "Invalid payload", "detail": detail})
+
+
 # Fixed answers are built once.
 _OK = _response(200, b'{"received":true}')
 _DUPLICATE = _response(200, b'{"received":true,"duplicate":true}')
@@ -374,21 +378,12 @@ class Webhooks:
         except PayloadError as exc:
             logger.warning("rejected webhook: %s", exc)
             yield _ReportOp(exc, body)
-            return _json_response(
-                400, {"received": False, "error": "Invalid payload", "detail": str(exc)}
-            )
+            return _invalid_payload(str(exc))
         if self.tolerance is not None:
             age = abs((datetime.now(timezone.utc) - event.timestamp).total_seconds())
             if age > self.tolerance:
                 logger.warning("rejected webhook %s: timestamp outside tolerance", event.id)
-                return _json_response(
-                    400,
-                    {
-                        "received": False,
-                        "error": "Invalid payload",
-                        "detail": "event timestamp is outside the accepted tolerance",
-                    },
-                )
+                return _invalid_payload("event timestamp is outside the accepted tolerance")
 
         handlers = self._plan.get(event.event, self._unknown_plan)
         key = owner = ""
