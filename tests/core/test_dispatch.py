@@ -575,3 +575,9 @@ async def test_lease_lost_during_handlers_is_logged(caplog: pytest.LogCaptureFix
         response = await webhooks.handle(body, headers)
     assert taken_over.is_set() and response.status == 200
     assert "lease" in caplog.text and "expired" in caplog.text
+
+
+def test_typed_keywords_match_the_registry() -> None:
+    from commet_webhooks.dispatch import HandlerKeywords
+
+    assert set(HandlerKeywords.__annotations__) == {s.handler_keyword for s in EVENT_TYPES.values()}
