@@ -23,6 +23,7 @@ from ._wire import TimedWireStruct, WireStruct
 from .errors import PayloadError
 
 __all__ = [
+    "ACCESS_STATUSES",
     "EVENT_TYPES",
     "EventSpec",
     "EventType",
@@ -68,6 +69,10 @@ class EventType(str, enum.Enum):
     def handler_keyword(self) -> str:
         """The ``Webhooks`` keyword for this event: ``on_payment_failed``."""
         return handler_keyword(self.value)
+
+
+#: Subscription statuses that grant access (SPEC's rule of thumb: active or trialing).
+ACCESS_STATUSES: frozenset[str] = frozenset({"active", "trialing"})
 
 
 def handler_keyword(event_type: str) -> str:

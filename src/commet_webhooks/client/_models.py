@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from .._wire import TimedWireStruct
+from ..events import ACCESS_STATUSES
 
 __all__ = [
     "ACCESS_STATUSES",
@@ -24,8 +25,6 @@ __all__ = [
     "SubscriptionFeature",
 ]
 
-#: Subscription statuses that grant access (the rule of thumb: active or trialing).
-ACCESS_STATUSES: frozenset[str] = frozenset({"active", "trialing"})
 
 
 class Plan(TimedWireStruct):

@@ -16,16 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..events import EventType
+from ..events import ACCESS_STATUSES, EventType
 from ..testing import iso_time
 from .errors import ApiError, validation_error
 from .plans import Feature, Plan
 from .state import Database, new_id
 
-__all__ = ["ACCESS_STATUSES", "Action", "Billing"]
+__all__ = ["Action", "Billing"]
 
-#: Statuses that grant access (the rule of thumb of the state API).
-ACCESS_STATUSES = ("active", "trialing")
 _ENDED = ("canceled", "expired")
 _BILLABLE = ("active", "trialing", "past_due")
 # A card processor's cut, so orgNetAmount differs from grossAmount as it does live.
