@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+try:
+    from fastapi import APIRouter, Request, Response
+except ImportError as exc:  # an optional extra is not installed
+    from ._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.fastapi", "fastapi", exc) from exc
 
 from ._adapter import DEFAULT_PATH
 from .asgi import WebhookApp

@@ -6,7 +6,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+try:
+    from flask import Blueprint, Response, request
+except ImportError as exc:  # an optional extra is not installed
+    from ._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.flask", "flask", exc) from exc
 
 from ._adapter import DEFAULT_PATH, answer, wsgi_body_reader
 from .dispatch import Webhooks

@@ -6,7 +6,12 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+try:
+    from starlette.routing import Route
+except ImportError as exc:  # an optional extra is not installed
+    from ._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.starlette", "starlette", exc) from exc
 
 from ._adapter import DEFAULT_PATH
 from .asgi import WebhookApp

@@ -7,8 +7,13 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TypeVar
 
-import anyio
-import httpx
+try:
+    import anyio
+    import httpx
+except ImportError as exc:  # an optional extra is not installed
+    from .._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.client", "client", exc) from exc
 
 from .._parsing import Body
 from .._parsing import verify_and_parse as _verify_and_parse

@@ -19,7 +19,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import quote
 
-import httpx
+try:
+    import httpx
+except ImportError as exc:  # an optional extra is not installed
+    from .._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.client", "client", exc) from exc
 import msgspec
 
 from .. import __version__

@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 
-
 class Plan(TimedWireStruct):
     """The plan a subscription is on. ``base_price`` is in cents."""
 

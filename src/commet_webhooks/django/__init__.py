@@ -25,12 +25,17 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.handlers.wsgi import WSGIRequest
-from django.core.signals import setting_changed
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
+try:
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.handlers.wsgi import WSGIRequest
+    from django.core.signals import setting_changed
+    from django.http import HttpRequest, HttpResponse
+    from django.views.decorators.csrf import csrf_exempt
+except ImportError as exc:  # an optional extra is not installed
+    from .._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.django", "django", exc) from exc
 
 from .._adapter import BlockingRead, answer, receive, wsgi_body_reader
 from ..dispatch import WebhookResponse, Webhooks

@@ -24,6 +24,7 @@ def __getattr__(name: str) -> object:
         return SQLiteStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_RETENTION_SECONDS",

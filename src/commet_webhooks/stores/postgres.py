@@ -26,9 +26,14 @@ import zlib
 from collections.abc import Callable, Generator
 from typing import Any, NoReturn, TypeVar
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+except ImportError as exc:  # an optional extra is not installed
+    from .._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.stores.postgres", "postgres", exc) from exc
 
 from ..errors import StoreUnavailableError
 from ._base import DEFAULT_LEASE_SECONDS, DEFAULT_RETENTION_SECONDS, Claim, IdempotencyStore

@@ -19,11 +19,16 @@ import logging
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-import redis
-import redis.asyncio
-import redis.asyncio.retry
-import redis.backoff
-import redis.retry
+try:
+    import redis
+    import redis.asyncio
+    import redis.asyncio.retry
+    import redis.backoff
+    import redis.retry
+except ImportError as exc:  # an optional extra is not installed
+    from .._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.stores.redis", "redis", exc) from exc
 
 from ..errors import StoreUnavailableError
 from ._base import DEFAULT_LEASE_SECONDS, DEFAULT_RETENTION_SECONDS, Claim, IdempotencyStore
