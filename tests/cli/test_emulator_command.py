@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +78,53 @@ def test_emulator_usage_errors(cli: Any, tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         taken = cli("emulator", "--port", str(port), "--db", str(tmp_path / "c.db"))
     assert taken.returncode == 1
-    assert "address already in use" in taken.stderr
+    assert taken.stdout == ""  # no banner for an emulator that never started
+    assert taken.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
 
-    for result in (bad_key, no_plans, zero_scale, bad_db, taken):
+    for schedule in ("1,x", "1,,2", "-1", "nan"):
+        bad_schedule = cli("emulator", "--retry-schedule", schedule, "--db", str(tmp_path / "d.db"))
+        assert bad_schedule.returncode == 2, schedule
+        assert "--retry-schedule" in bad_schedule.stderr
+    zero_disable = cli("emulator", "--auto-disable-after", "0")
+    assert zero_disable.returncode == 2
+
+    for result in (bad_key, no_plans, zero_scale, bad_db, taken, bad_schedule, zero_disable):
         assert "Traceback" not in result.stderr
+
+
+def test_retry_schedule_and_auto_disable_from_the_command_line(
+    start_command: Any, tmp_path: Path
+) -> None:
+    args = [
+        "emulator", "--port", "PORT", "--db", str(tmp_path / "emu.db"), "--api-key", API_KEY,
+        "--retry-schedule", "0.05,0.05", "--auto-disable-after", "1",
+    ]  # fmt: skip
+    with (
+        start_command(args) as emulator,
+        httpx.Client(base_url=emulator.url, headers={"x-api-key": API_KEY}, timeout=10) as http,
+    ):
+        dead = http.post("/api/webhooks", json={"url": "http://127.0.0.1:9/nobody"}).json()
+        http.post("/api/emulator/events", json={"event": "payment.failed"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            (delivery,) = http.get("/api/emulator/deliveries").json()["data"]
+            if delivery["status"] == "failed":
+                break
+            time.sleep(0.05)
+        assert delivery["status"] == "failed"
+        assert len(delivery["attempts"]) == 3  # the first attempt and the two retries
+        endpoint = http.get(f"/api/webhooks/{dead['data']['id']}").json()["data"]
+        assert endpoint["enabled"] is False  # disabled after one failed event
 
 
 def test_module_entry_point_runs_the_emulator_help(cli: Any) -> None:
     result = cli("emulator", "--help")
     assert result.returncode == 0
-    for option in ("--db", "--time-scale", "--api-key", "--allow-http", "--plans", "--port"):
+    for option in (
+        "--db", "--time-scale", "--api-key", "--allow-http", "--plans", "--port",
+        "--retry-schedule", "--auto-disable-after",
+    ):  # fmt: skip
         assert option in result.stdout
     assert commet_webhooks.__version__  # the package imported fine alongside

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -148,12 +150,52 @@ def test_bad_trigger_input_is_a_usage_error(cli: Any, secret: str) -> None:
     assert "COMMET_WEBHOOK_SECRET" in no_secret.stderr
 
 
-def test_dry_run_prints_a_signed_request_without_sending(cli: Any, secret: str) -> None:
+def _printed_signature(stderr: str) -> str:
+    line = next(x for x in stderr.splitlines() if x.startswith("X-Commet-Signature:"))
+    return line.partition(":")[2].strip()
+
+
+def test_dry_run_prints_the_exact_signed_bytes(cli: Any, secret: str, tmp_path: Path) -> None:
     result = cli("trigger", "subscription.created", "-s", secret, "--dry-run", "--set", "plan_id=x")
     assert result.returncode == 0
-    assert "X-Commet-Signature:" in result.stdout
-    assert '"planId": "x"' in result.stdout
+    signature = _printed_signature(result.stderr)
+    body = result.stdout.encode("utf-8")  # stdout is the body and nothing else
+    assert json.loads(body)["data"]["planId"] == "x"
+    assert commet_webhooks.verify(body, signature, secret)
+    printed = tmp_path / "printed.json"
+    printed.write_bytes(body)
+    verified = cli("verify", str(printed), "--signature", signature, "-s", secret)
+    assert verified.returncode == 0, verified.stderr
     _clean(result, secret)
+
+
+def test_dry_run_output_writes_the_exact_bytes(cli: Any, secret: str, tmp_path: Path) -> None:
+    target = tmp_path / "body.json"
+    result = cli("trigger", "payment.failed", "-s", secret, "--dry-run", "--output", str(target))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    signature = _printed_signature(result.stderr)
+    verified = cli("verify", str(target), "--signature", signature, "-s", secret)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(target.read_bytes())["event"] == "payment.failed"
+    without_dry_run = cli("trigger", "payment.failed", "-s", secret, "-o", str(target))
+    assert without_dry_run.returncode == 2
+    assert "--dry-run" in without_dry_run.stderr
+
+
+def test_set_warns_about_a_field_the_event_data_lacks(cli: Any, secret: str) -> None:
+    result = cli(
+        "trigger", "payment.failed", "-s", secret, "--dry-run",
+        "--set", "nosuchfield=3", "--set", "failure_code=x", "--set", "invoiceNumber=INV-9",
+        "--set", "mode=live", "--set", "data.other.deep=1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: 'nosuchfield' is not a field of payment.failed data; setting it anyway",
+        "warning: 'other' is not a field of payment.failed data; setting it anyway",
+    ]
+    assert json.loads(result.stdout)["data"]["nosuchfield"] == 3  # still sent
 
 
 def test_listen_pretty_output_and_red_line_for_bad_signature(
@@ -215,7 +257,7 @@ def test_listen_reports_bad_payloads_and_oversized_bodies(listener: Any, secret:
     assert answer.status_code == 400
     got = listener.next_delivery()
     assert got["status"] == 400
-    assert got["verified"] is False
+    assert got["verified"] is True  # the signature checked out; the body was refused
     assert "Invalid payload" in got["error"]
 
     huge = b"x" * (1_048_576 + 10)

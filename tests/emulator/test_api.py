@@ -51,7 +51,8 @@ def test_success_wrapper_and_endpoint_registry(emulator: Emulator) -> None:
     body = response.json()
     assert body["success"] is True
     endpoint = body["data"]
-    assert set(endpoint) == {"id", "url", "events", "secret", "enabled"}
+    assert set(endpoint) == {"id", "url", "events", "secret", "enabled", "warnings"}
+    assert endpoint["warnings"] == []
     assert endpoint["url"] == "https://example.com/hook"
     assert endpoint["events"] == ["payment.failed"]
     assert endpoint["secret"].startswith("whsec_") and len(endpoint["secret"]) > 30
@@ -96,6 +97,39 @@ def test_bad_endpoint_input_is_a_validation_error(
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.0.0.2"])
 def test_plain_http_is_fine_on_loopback(emulator: Emulator, host: str) -> None:
     assert emulator.endpoint(f"http://{host}:8000/hook")["url"] == f"http://{host}:8000/hook"
+
+
+def test_plain_http_refusal_names_the_command_line_flag(emulator: Emulator) -> None:
+    response = emulator.client.post("/api/webhooks", json={"url": "http://example.com/hook"})
+    message = response.json()["details"][0]["message"]
+    assert "--allow-http" in message and "allow_http" not in message.replace("--allow-http", "")
+
+
+def test_unknown_event_names_are_accepted_with_a_warning(emulator: Emulator) -> None:
+    response = emulator.client.post(
+        "/api/webhooks",
+        json={"url": "https://example.com/hook", "events": ["payment.faild", "acme.thing", "*"]},
+    )
+    assert response.status_code == 201
+    endpoint = response.json()["data"]
+    assert endpoint["events"] == ["payment.faild", "acme.thing", "*"]
+    assert endpoint["warnings"] == [
+        "unknown event type 'payment.faild' (did you mean 'payment.failed'?)",
+        "unknown event type 'acme.thing'",
+    ]
+    patched = emulator.api(
+        "PATCH", f"/api/webhooks/{endpoint['id']}", json={"events": ["invoice.creatd"]}
+    )
+    assert patched["events"] == ["invoice.creatd"]
+    assert patched["warnings"] == [
+        "unknown event type 'invoice.creatd' (did you mean 'invoice.created'?)"
+    ]
+    assert (
+        emulator.api("PATCH", f"/api/webhooks/{endpoint['id']}", json={"enabled": False})[
+            "warnings"
+        ]
+        == []
+    )
 
 
 def test_allow_http_accepts_any_host(make_emulator: Callable[..., Emulator]) -> None:

@@ -130,20 +130,19 @@ def test_lifecycle_payloads_and_state(emulator: Emulator, receiver: tuple[Receiv
     assert active(emulator)["status"] == "past_due"
     assert feature(emulator, "advanced_analytics")["allowed"] is False
 
-    # successful renewal: same period billed again, next invoice number, period moves on
+    # renewing while past_due charges the open invoice: no new invoice, same period
     renewed = act(emulator, "POST", f"/api/emulator/subscriptions/{sub_id}/renew", {})
-    inv_ok, received = events_of(emulator, renewed["eventIds"])
-    assert isinstance(inv_ok, InvoiceCreated) and isinstance(received, PaymentReceived)
-    assert inv_ok.data.invoice_number == "INV-0003"
-    assert inv_ok.data.period_start == period_end
-    assert received.data.invoice_id == inv_ok.data.invoice_id
+    (received,) = events_of(emulator, renewed["eventIds"])
+    assert isinstance(received, PaymentReceived)
+    assert received.data.invoice_id == inv_failed.data.invoice_id
+    assert received.data.invoice_number == "INV-0002"
     assert received.data.invoice_total == received.data.gross_amount == 2900
     assert 0 < received.data.org_net_amount < 2900
     assert received.data.customer_email == "ada@example.com"
     state = active(emulator)
     assert state["status"] == "active"
-    assert state["currentPeriod"]["start"] == inv_ok.raw["data"]["periodStart"]
-    assert state["currentPeriod"]["end"] == inv_ok.raw["data"]["periodEnd"]
+    assert state["currentPeriod"]["start"] == inv_failed.raw["data"]["periodStart"]
+    assert state["currentPeriod"]["end"] == inv_failed.raw["data"]["periodEnd"]
 
     # scheduled cancellation via PATCH: subscription.updated, still active
     updated = act(
@@ -180,6 +179,44 @@ def test_lifecycle_payloads_and_state(emulator: Emulator, receiver: tuple[Receiv
         seen[event.id] = event.event
     assert set(seen) == set(all_ids)
     assert set(seen.values()) == set(EVENT_TYPES)  # the simulation emits all eight types
+
+
+def test_renewals_while_past_due_retry_the_open_invoice(emulator: Emulator) -> None:
+    emulator.api("POST", "/api/emulator/customers", json={"id": CUSTOMER})
+    sub = emulator.api(
+        "POST",
+        "/api/emulator/subscriptions",
+        json={"customerId": CUSTOMER, "planId": "plan_starter"},
+    )
+    path = f"/api/emulator/subscriptions/{sub['id']}"
+    emulator.api("POST", path + "/pay")
+    period = active(emulator)["currentPeriod"]
+
+    first = act(emulator, "POST", path + "/renew", {"fail": True})
+    invoice, failed = events_of(emulator, first["eventIds"])
+    assert isinstance(invoice, InvoiceCreated) and isinstance(failed, PaymentFailed)
+
+    again = act(emulator, "POST", path + "/renew", {"fail": True})
+    (failed_again,) = events_of(emulator, again["eventIds"])  # no second invoice.created
+    assert isinstance(failed_again, PaymentFailed)
+    assert failed_again.data.invoice_id == invoice.data.invoice_id
+    assert active(emulator)["status"] == "past_due"
+    assert active(emulator)["currentPeriod"] == period
+
+    paid = act(emulator, "POST", path + "/renew", {"fail": False})
+    (received,) = events_of(emulator, paid["eventIds"])
+    assert isinstance(received, PaymentReceived)
+    assert received.data.invoice_id == invoice.data.invoice_id
+    state = active(emulator)
+    assert state["status"] == "active"
+    assert state["currentPeriod"]["start"] == invoice.raw["data"]["periodStart"] == period["end"]
+
+    # the next renewal bills the following period on a new invoice
+    following = act(emulator, "POST", path + "/renew", {})
+    next_invoice, _ = events_of(emulator, following["eventIds"])
+    assert isinstance(next_invoice, InvoiceCreated)
+    assert next_invoice.data.invoice_id != invoice.data.invoice_id
+    assert next_invoice.raw["data"]["periodStart"] == invoice.raw["data"]["periodEnd"]
 
 
 def test_every_generated_sample_parses_into_its_class(emulator: Emulator) -> None:

@@ -53,10 +53,60 @@ def test_filters_by_event_type_and_status(populated: Emulator) -> None:
     assert page(populated, status="bogus", limit="x")  # bad filters are ignored, not errors
 
 
-def test_auto_refresh_is_a_meta_tag(populated: Emulator) -> None:
-    default = httpx.get(populated.url + "/", timeout=30).text
-    assert '<meta http-equiv="refresh" content="5">' in default
-    assert 'http-equiv="refresh"' not in page(populated)
+def test_auto_refresh_is_opt_in_with_a_toggle_that_keeps_the_filters(populated: Emulator) -> None:
+    default = httpx.get(populated.url + "/", params={"event": "payment.failed"}, timeout=30).text
+    assert 'http-equiv="refresh"' not in default  # an opened payload stays open
+    assert "auto-refresh off" in default
+    assert 'href="/?event=payment.failed&amp;refresh=5">auto-refresh off' in default
+
+    on = httpx.get(
+        populated.url + "/", params={"event": "payment.failed", "refresh": "5"}, timeout=30
+    ).text
+    assert '<meta http-equiv="refresh" content="5">' in on
+    assert 'href="/?event=payment.failed">auto-refresh on' in on
+    assert '<input type="hidden" name="refresh" value="5">' in on  # filtering keeps it on
+    assert "<script" not in on
+
+
+def test_page_says_how_many_events_and_links_to_older_ones(emulator: Emulator) -> None:
+    for _ in range(53):
+        emulator.api("POST", "/api/emulator/events", json={"event": "payment.failed"})
+    emulator.api("POST", "/api/emulator/events", json={"event": "invoice.created"})
+
+    newest = page(emulator, event="payment.failed")
+    assert "Newest 50 of 53 event(s)" in newest
+    assert newest.count('<section class="event"') == 50
+    assert 'class="older" href="/?event=payment.failed&amp;offset=50"' in newest
+    assert 'class="newer"' not in newest
+
+    older = page(emulator, event="payment.failed", offset="50")
+    assert "Events 51-53 of 53" in older
+    assert older.count('<section class="event"') == 3
+    assert 'class="older"' not in older
+    assert 'class="newer" href="/?event=payment.failed"' in older
+    assert "Newest 50 of 54 event(s)" in page(emulator)
+
+
+def test_layout_event_type_stands_out_tables_scroll_and_no_answer_badge(
+    populated: Emulator,
+) -> None:
+    unreachable = next(
+        d for d in populated.deliveries() if d["url"].startswith("http://127.0.0.1:9/")
+    )
+    wait_until(
+        lambda: populated.api("GET", f"/api/emulator/deliveries/{unreachable['id']}")["attempts"],
+        what="an attempt on the unreachable endpoint",
+    )
+    html = page(populated)
+    assert ".event h2 code { font-size: 1rem; }" in html
+    assert ".scroll { overflow-x: auto; }" in html
+    assert '<div class="scroll">\n<table id="endpoints">' in html
+    assert (
+        f'<div class="scroll">\n  <table class="delivery" id="delivery-{unreachable["id"]}">'
+        in html
+    )
+    assert '<span class="badge code-bad">no answer</span>' in html
+    assert ">none<" not in html
 
 
 def test_redeliver_form_post_redirects_back(populated: Emulator) -> None:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 from urllib.parse import urlsplit
 
-import typer
-from rich.json import JSON
-from rich.markup import escape
-from rich.table import Table
+try:
+    import typer
+    from rich.json import JSON
+    from rich.markup import escape
+    from rich.table import Table
+except ImportError as exc:  # an optional extra is not installed
+    from .._optional import missing_extra
+
+    raise missing_extra("the commet-webhooks CLI", "cli", exc) from exc
 
 from .. import __version__
 from .._signing import sign as sign_payload
@@ -22,6 +28,7 @@ from ..testing import signed_request
 from ._common import (
     EXIT_FAILED,
     SECRET_ENV,
+    bind_socket,
     console,
     err_console,
     fail,
@@ -30,7 +37,14 @@ from ._common import (
     require_secrets,
     warn,
 )
-from ._trigger import OverrideError, build_event, complete_event_type, parse_assignment, suggest
+from ._trigger import (
+    OverrideError,
+    build_event,
+    complete_event_type,
+    parse_assignment,
+    suggest,
+    unknown_fields,
+)
 
 __all__ = ["app"]
 
@@ -162,8 +176,24 @@ def trigger(
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the signed request instead of sending it.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help=(
+                "Do not send: print the headers on stderr and the exact body bytes on stdout "
+                "(or into --output), so `verify` accepts them with the printed signature."
+            ),
+        ),
     ] = False,
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--output",
+            "-o",
+            dir_okay=False,
+            help="With --dry-run: write the exact body bytes to this file.",
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the answer.")
     ] = 10.0,
@@ -180,20 +210,41 @@ def trigger(
             + (f" (did you mean {hint!r}?)" if hint else "")
             + "; sending it anyway with the data you --set"
         )
+    if output is not None and not dry_run:
+        fail("--output only goes with --dry-run")
     try:
-        envelope = build_event(event, [parse_assignment(item) for item in set_ or ()])
+        assignments = [parse_assignment(item) for item in set_ or ()]
+        envelope = build_event(event, assignments)
     except OverrideError as exc:
         fail(str(exc))
+    for field in unknown_fields(event, [path for path, _ in assignments]):
+        warn(f"{field!r} is not a field of {event} data; setting it anyway")
     body, headers = signed_request(envelope, key)
     if dry_run:
-        for name, value in headers.items():
-            console.print(f"[cyan]{name}[/]: {escape(value)}")
-        console.print(JSON(body.decode("utf-8")))
+        _dry_run(body, headers, output)
         return
     if not url:
         fail("missing --url (or use --dry-run)")
     _check_url(url)
     _send(url, body, headers, envelope, timeout)
+
+
+def _dry_run(body: bytes, headers: dict[str, str], output: Path | None) -> None:
+    """Headers on stderr; the body, byte for byte as it would be sent, on stdout or a file."""
+    for name, value in headers.items():
+        err_console.print(f"[cyan]{name}[/]: {escape(value)}")
+    if output is not None:
+        try:
+            output.write_bytes(body)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_FAILED)
+        err_console.print(f"[dim]body ({len(body)} bytes) written to {escape(str(output))}[/]")
+        return
+    sys.stdout.flush()
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+    if sys.stdout.isatty():
+        err_console.print()  # end the line on screen without adding a byte to the body
 
 
 def _check_url(url: str) -> None:
@@ -262,7 +313,7 @@ def listen(
     try:
         import uvicorn
 
-        from ._listen import bind_socket, build_receiver, json_delivery, print_delivery
+        from ._listen import build_receiver, json_delivery, print_delivery
     except ImportError as exc:
         fail(f"listen needs the cli extra (pip install 'commet-webhooks[cli]'): {exc}", 1)
     receiver = build_receiver(secrets, path, json_delivery if json_lines else print_delivery)
@@ -313,29 +364,73 @@ def emulator(
             "--plans", exists=True, dir_okay=False, help="JSON file replacing the plan catalog."
         ),
     ] = None,
+    retry_schedule: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--retry-schedule",
+            metavar="SECONDS,...",
+            show_default=False,
+            help=(
+                "Delays between delivery attempts, comma-separated seconds "
+                "(default 60,300,900,1800,3600,7200,14400,21600); divided by --time-scale."
+            ),
+        ),
+    ] = None,
+    auto_disable_after: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--auto-disable-after",
+            min=1,
+            metavar="N",
+            show_default=False,
+            help="Disable an endpoint after N events in a row whose delivery failed.",
+        ),
+    ] = None,
 ) -> None:
     """Run a local Commet: webhook endpoints, billing simulation, state API and dashboard."""
     if api_key is not None and not api_key.startswith("ck_"):
         fail("--api-key must start with ck_")
+    schedule = _parse_schedule(retry_schedule) if retry_schedule is not None else None
     try:
         from ..emulator import run
     except ImportError as exc:
         fail(f"the emulator is not available ({exc}); pip install 'commet-webhooks[cli]'", 1)
     try:
-        run(
-            host=host,
-            port=port,
-            db_path=str(db),
-            api_key=api_key,
-            time_scale=time_scale,
-            allow_http=allow_http,
-            plans_file=str(plans) if plans is not None else None,
-        )
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILED)
+    try:
+        with sock:
+            run(
+                host=host,
+                port=port,
+                db_path=str(db),
+                api_key=api_key,
+                time_scale=time_scale,
+                allow_http=allow_http,
+                plans_file=str(plans) if plans is not None else None,
+                retry_schedule=schedule,
+                auto_disable_after=auto_disable_after,
+                sock=sock,
+            )
     except sqlite3.Error as exc:
         fail(f"cannot use the database {db}: {exc}", EXIT_FAILED)
     except (ValueError, OSError) as exc:
         fail(str(exc), EXIT_FAILED)
     except SystemExit as exc:
-        # The server reports start-up failures (port in use) itself, then exits.
         if exc.code not in (None, 0):
             raise typer.Exit(EXIT_FAILED) from None
+
+
+def _parse_schedule(text: str) -> list[float]:
+    """``"60,300,900"`` -> ``[60.0, 300.0, 900.0]``, or a usage error naming the bad part."""
+    delays: list[float] = []
+    for part in text.split(","):
+        try:
+            delay = float(part)
+        except ValueError:
+            fail(f"--retry-schedule expects comma-separated seconds (e.g. 60,300), got {part!r}")
+        if not 0 <= delay < float("inf"):
+            fail(f"--retry-schedule delays must be non-negative seconds, got {part.strip()!r}")
+        delays.append(delay)
+    return delays

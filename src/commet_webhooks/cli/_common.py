@@ -1,7 +1,8 @@
-"""Shared pieces of the command line: consoles, user errors, input and secrets."""
+"""Shared pieces of the command line: consoles, user errors, input, secrets, sockets."""
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -15,6 +16,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "SECRET_ENV",
+    "bind_socket",
     "console",
     "err_console",
     "fail",
@@ -75,3 +77,17 @@ def redact(secret: str) -> str:
     """A display form of ``secret`` that keeps its kind (``whsec_``) and nothing else."""
     prefix, sep, _ = secret.partition("_")
     return f"{prefix}_********" if sep and prefix in ("whsec", "ck") else "********"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (raises ``OSError`` when unavailable)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock

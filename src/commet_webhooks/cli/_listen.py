@@ -7,7 +7,6 @@ the bare ASGI adapter); this module only routes the path and reports each outcom
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
@@ -29,7 +28,6 @@ __all__ = [
     "Delivery",
     "Receiver",
     "Reporter",
-    "bind_socket",
     "build_receiver",
     "json_delivery",
     "print_delivery",
@@ -136,20 +134,6 @@ def build_receiver(secrets: list[str], path: str, report: Reporter) -> Receiver:
     return Receiver(webhooks, path, report)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (raises ``OSError`` when unavailable)."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 # ------------------------------------------------------------------ reporting
 
 
@@ -208,12 +192,17 @@ def print_delivery(delivery: Delivery) -> None:
 
 
 def json_delivery(delivery: Delivery) -> None:
-    """Print one delivery as a JSON line, for scripts."""
+    """Print one delivery as a JSON line, for scripts.
+
+    ``verified`` is true whenever the signature checked out: a handled event, a
+    duplicate, or a 400 (signed correctly, but the body is not a valid event).
+    """
     event = delivery.event
     duplicate = _is_duplicate(delivery.response)
     line: dict[str, Any] = {
         "status": delivery.response.status,
-        "verified": event is not None or duplicate,
+        # A 400 means the signature checked out and the body itself was refused.
+        "verified": event is not None or duplicate or delivery.response.status == 400,
         "duplicate": duplicate,
         "event": event.event if event else get_header(delivery.headers, "x-commet-event"),
         "class": type(event).__name__ if event else None,

@@ -7,10 +7,19 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..events import EVENT_TYPES
-from ..testing import camel_case, sample_event
+import msgspec
 
-__all__ = ["OverrideError", "build_event", "complete_event_type", "parse_assignment", "suggest"]
+from ..events import EVENT_TYPES
+from ..testing import _ENVELOPE_KEYS, camel_case, sample_event
+
+__all__ = [
+    "OverrideError",
+    "build_event",
+    "complete_event_type",
+    "parse_assignment",
+    "suggest",
+    "unknown_fields",
+]
 
 
 class OverrideError(ValueError):
@@ -43,6 +52,26 @@ def parse_assignment(text: str) -> tuple[list[str], Any]:
     except ValueError:
         value = raw
     return path, value
+
+
+def unknown_fields(event_type: str, paths: Iterable[list[str]]) -> list[str]:
+    """The top-level data fields in ``paths`` that ``event_type``'s data class lacks.
+
+    Envelope keys and ``data`` itself are not data fields and never reported; an
+    event type outside the registry has no known fields, so nothing is reported.
+    """
+    spec = EVENT_TYPES.get(event_type)
+    if spec is None:
+        return []
+    known = {field.encode_name for field in msgspec.structs.fields(spec.data_class)}
+    unknown: list[str] = []
+    for path in paths:
+        top = path[1] if path[0] == "data" and len(path) > 1 else path[0]
+        if len(path) == 1 and (top in _ENVELOPE_KEYS or top == "data"):
+            continue
+        if camel_case(top) not in known and top not in unknown:
+            unknown.append(top)
+    return unknown
 
 
 def build_event(event_type: str, assignments: Iterable[tuple[list[str], Any]]) -> dict[str, Any]:

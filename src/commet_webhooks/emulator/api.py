@@ -16,10 +16,13 @@ Routes (all need ``x-api-key``)::
     GET /api/subscriptions/active?customerId= GET /api/features/{code}?customerId=
 
 An endpoint with an empty ``events`` list (or ``"*"``) receives every event type.
+Event names outside the registry are accepted (forward compatibility); creating or
+updating an endpoint answers them with a ``warnings`` list in ``data``.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable
@@ -31,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..events import EVENT_TYPES
 from ..testing import sample_data
 from .billing import Action, Billing
 from .delivery import DeliveryEngine
@@ -196,6 +200,18 @@ def _check_events(events: list[str]) -> list[str]:
     return list(dict.fromkeys(events))
 
 
+def _event_warnings(events: list[str]) -> list[str]:
+    """One warning per subscribed event name the registry does not know (likely a typo)."""
+    warnings = []
+    for name in events:
+        if name == "*" or name in EVENT_TYPES:
+            continue
+        close = difflib.get_close_matches(name, list(EVENT_TYPES), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        warnings.append(f"unknown event type {name!r}{hint}")
+    return warnings
+
+
 # ---------------------------------------------------------------------- routes
 
 
@@ -266,7 +282,7 @@ class EmulatorApi:
             raise validation_error(
                 "url",
                 "must use https (plain http is allowed only for loopback hosts, "
-                "or when the emulator runs with allow_http)",
+                "or when the emulator runs with --allow-http)",
             )
         return url.strip()
 
@@ -275,8 +291,9 @@ class EmulatorApi:
 
     async def create_endpoint(self, request: Request) -> Response:
         body = await _read(request, EndpointIn)
-        endpoint = self.db.create_endpoint(self._check_url(body.url), _check_events(body.events))
-        return _ok(endpoint, 201)
+        events = _check_events(body.events)
+        endpoint = self.db.create_endpoint(self._check_url(body.url), events)
+        return _ok({**endpoint, "warnings": _event_warnings(events)}, 201)
 
     def _endpoint_or_404(self, endpoint_id: str) -> dict[str, Any]:
         endpoint = self.db.get_endpoint(endpoint_id)
@@ -292,7 +309,9 @@ class EmulatorApi:
         endpoint_id = request.path_params["id"]
         self._endpoint_or_404(endpoint_id)
         events = None if body.events is None else _check_events(body.events)
-        return _ok(self.db.update_endpoint(endpoint_id, enabled=body.enabled, events=events))
+        self.db.update_endpoint(endpoint_id, enabled=body.enabled, events=events)
+        endpoint = self._endpoint_or_404(endpoint_id)
+        return _ok({**endpoint, "warnings": _event_warnings(events or [])})
 
     async def delete_endpoint(self, request: Request) -> Response:
         endpoint_id = request.path_params["id"]

@@ -5,14 +5,20 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+try:
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.types import ASGIApp, Receive, Scope, Send
+except ImportError as exc:  # an optional extra is not installed
+    from .._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.emulator", "cli", exc) from exc
 
 from .api import EmulatorApi, error_response, is_loopback_host
 from .billing import Billing
@@ -121,10 +127,16 @@ def run(
     time_scale: float = 1.0,
     allow_http: bool = False,
     plans_file: str | None = None,
+    retry_schedule: Sequence[float] | None = None,
+    auto_disable_after: int | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve the emulator with uvicorn until interrupted (blocking).
 
     Without ``api_key`` a fresh ``ck_…`` key is generated and printed.
+    ``retry_schedule`` and ``auto_disable_after`` are as in :func:`create_app`. With
+    ``sock`` (an already listening socket) the emulator serves on it, and ``host``
+    and ``port`` are only shown; the caller keeps ownership of the socket.
     """
     import uvicorn
 
@@ -136,7 +148,11 @@ def run(
         time_scale=time_scale,
         allow_http=allow_http,
         plans_file=plans_file,
+        retry_schedule=retry_schedule,
+        auto_disable_after=auto_disable_after,
     )
+    if sock is not None:
+        port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     print(
         f"Commet emulator on http://{shown_host}:{port}  (dashboard: http://{shown_host}:{port}/)",
@@ -149,4 +165,8 @@ def run(
         logger.warning(
             "listening on %s: the dashboard has no login and is meant for loopback only", host
         )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    if sock is None:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+        return
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])

@@ -273,46 +273,28 @@ class Billing:
     def renew(self, subscription_id: str, *, fail: bool) -> Action:
         """Bill the next period: ``invoice.created``, then ``payment.received`` or ``.failed``.
 
-        A success moves the period on and makes the subscription active; a failure
-        leaves the period where it was and the subscription ``past_due``, so the
-        next renewal bills the same period again (voiding the unpaid invoice).
+        A success moves the subscription onto the invoice's period and makes it
+        active; a failure leaves the period where it was and the subscription
+        ``past_due`` with that invoice open. Renewing a ``past_due`` subscription
+        charges its open invoice again instead of issuing a new one: no
+        ``invoice.created``, only ``payment.received`` (or ``payment.failed``)
+        for that same invoice and period.
         """
         with self.db.transaction() as conn:
             row = self._subscription_row(subscription_id)
             self._require_status(row, _BILLABLE, "renew")
-            plan = self._plan(row["plan_id"])
-            start = _parse(row["current_period_end"]) or datetime.now(timezone.utc)
-            period_start, period_end = (
-                iso_time(start),
-                iso_time(_add_interval(start, plan.billing_interval)),
+            unpaid = (
+                conn.execute(
+                    "SELECT * FROM invoices WHERE subscription_id = ? AND status = 'open' "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    (subscription_id,),
+                ).fetchone()
+                if row["status"] == "past_due"
+                else None
             )
-            conn.execute(
-                "UPDATE invoices SET status = 'void' WHERE subscription_id = ? AND status = 'open'",
-                (subscription_id,),
-            )
-            invoice = self._new_invoice(
-                row, status="open", period_start=period_start, period_end=period_end
-            )
-            issued = invoice["created_at"]
-            ids = [
-                self.db.emit(
-                    EventType.INVOICE_CREATED,
-                    {
-                        "invoiceId": invoice["id"],
-                        "invoiceNumber": invoice["number"],
-                        "invoiceStatus": "open",
-                        "periodStart": period_start,
-                        "periodEnd": period_end,
-                        "issueDate": issued,
-                        "dueDate": issued,
-                        "currency": invoice["currency"],
-                        "subtotal": invoice["subtotal"],
-                        "total": invoice["total"],
-                        "customerId": row["customer_id"],
-                        "subscriptionId": subscription_id,
-                    },
-                )
-            ]
+            ids: list[str] = []
+            invoice = dict(unpaid) if unpaid else self._issue_renewal_invoice(row, ids)
+            period_start, period_end = invoice["period_start"], invoice["period_end"]
             if fail:
                 self._update(subscription_id, status="past_due")
                 ids.append(
@@ -359,6 +341,42 @@ class Billing:
                 )
             )
             return self._done(subscription_id, ids)
+
+    def _issue_renewal_invoice(self, row: sqlite3.Row, ids: list[str]) -> dict[str, Any]:
+        """A new open invoice for the period after the current one; emits ``invoice.created``."""
+        subscription_id = row["id"]
+        plan = self._plan(row["plan_id"])
+        start = _parse(row["current_period_end"]) or datetime.now(timezone.utc)
+        period_start = iso_time(start)
+        period_end = iso_time(_add_interval(start, plan.billing_interval))
+        self.db.conn.execute(
+            "UPDATE invoices SET status = 'void' WHERE subscription_id = ? AND status = 'open'",
+            (subscription_id,),
+        )
+        invoice = self._new_invoice(
+            row, status="open", period_start=period_start, period_end=period_end
+        )
+        issued = invoice["created_at"]
+        ids.append(
+            self.db.emit(
+                EventType.INVOICE_CREATED,
+                {
+                    "invoiceId": invoice["id"],
+                    "invoiceNumber": invoice["number"],
+                    "invoiceStatus": "open",
+                    "periodStart": period_start,
+                    "periodEnd": period_end,
+                    "issueDate": issued,
+                    "dueDate": issued,
+                    "currency": invoice["currency"],
+                    "subtotal": invoice["subtotal"],
+                    "total": invoice["total"],
+                    "customerId": row["customer_id"],
+                    "subscriptionId": subscription_id,
+                },
+            )
+        )
+        return invoice
 
     def cancel(self, subscription_id: str, reason: str | None) -> Action:
         """End the subscription now: emits ``subscription.canceled``."""

@@ -1,9 +1,11 @@
 """The dashboard: one server-rendered page, usable without JavaScript.
 
-``GET /`` lists events newest first with their deliveries and attempts; query
-parameters filter by event type (``event``) and delivery status (``status``), and
-``refresh`` sets the auto-refresh in seconds (0 turns it off). Each delivery has
-a redeliver button: a plain form POST that redirects back to the page.
+``GET /`` lists events newest first with their deliveries and attempts, 50 to a
+page; query parameters filter by event type (``event``) and delivery status
+(``status``), ``offset`` skips the newest events (the "older" link), and
+``refresh=N`` turns on a reload every N seconds (off by default, so an opened
+payload stays open). Each delivery has a redeliver button: a plain form POST that
+redirects back to the page.
 
 The dashboard has no login: it is meant for the loopback interface. Its one
 write route refuses cross-site form posts (a foreign ``Origin``).
@@ -31,8 +33,9 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=jinja2.select_autoescape(default=True),
 )
-_DEFAULT_REFRESH = 5
+_REFRESH_SECONDS = "5"
 _PAGE_SIZE = 50
+_MAX_OFFSET = 10**9
 
 
 class Dashboard:
@@ -52,33 +55,44 @@ class Dashboard:
         """The page's own query parameters, cleaned: anything else is dropped."""
         params = request.query_params
         status = params.get("status", "")
-        refresh = params.get("refresh", "")
+        refresh = params.get("refresh", "").lstrip("0")
+        offset = params.get("offset", "").lstrip("0")
         return {
             "event": params.get("event", "")[:100],
             "status": status if status in DELIVERY_STATUSES else "",
             "refresh": refresh if refresh.isdigit() and len(refresh) < 5 else "",
+            "offset": offset if offset.isdigit() and int(offset) <= _MAX_OFFSET else "",
         }
 
     async def page(self, request: Request) -> Response:
         filters = self._filters(request)
-        refresh = int(filters["refresh"]) if filters["refresh"] else _DEFAULT_REFRESH
-        events = self.api.db.list_events(
-            event_type=filters["event"] or None,
-            status=filters["status"] or None,
-            limit=_PAGE_SIZE,
-        )
+        selection = {"event_type": filters["event"] or None, "status": filters["status"] or None}
+        offset = int(filters["offset"] or 0)
+        total = self.api.db.count_events(**selection)
+        events = self.api.db.list_events(**selection, limit=_PAGE_SIZE, offset=offset)
         for event in events:
             event["pretty"] = json.dumps(event["payload"], indent=2, ensure_ascii=False)
-        kept = {key: value for key, value in filters.items() if value}
+
+        def link(**changes: str) -> str:
+            query = {key: value for key, value in {**filters, **changes}.items() if value}
+            return "/?" + urlencode(query) if query else "/"
+
+        older = offset + _PAGE_SIZE
+        newer = max(offset - _PAGE_SIZE, 0)
         html = _TEMPLATES.get_template("dashboard.html").render(
             events=events,
             endpoints=self.api.db.list_endpoints(),
             event_types=self.api.db.event_types(),
             statuses=DELIVERY_STATUSES,
             filters=filters,
-            refresh=refresh,
-            back="?" + urlencode(kept) if kept else "",
-            no_refresh_url="/?" + urlencode({**kept, "refresh": "0"}),
+            refresh=int(filters["refresh"] or 0),
+            back=link().removeprefix("/"),
+            refresh_toggle_url=link(refresh="" if filters["refresh"] else _REFRESH_SECONDS),
+            total=total,
+            first=offset + 1,
+            last=offset + len(events),
+            older_url=link(offset=str(older)) if older < total else None,
+            newer_url=link(offset=str(newer) if newer else "") if offset else None,
         )
         return HTMLResponse(html)
 

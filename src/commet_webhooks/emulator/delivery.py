@@ -1,7 +1,8 @@
 """The delivery engine: drains the durable outbox into signed HTTP POSTs, with retries.
 
 Pending attempts are outbox rows with a due time. The engine claims due rows,
-POSTs them concurrently with one shared ``httpx.AsyncClient``, logs every attempt
+POSTs them concurrently over a small pool of ``httpx.AsyncClient``s (each with a
+few connections; an attempt goes to the least busy client), logs every attempt
 and, on failure, writes the next row ``delay / time_scale`` seconds after the
 attempt finished. Claims are released at start-up, so whatever was pending when
 the emulator died (even by SIGKILL) is delivered after a restart.

@@ -280,14 +280,9 @@ class Database:
                 )
         return str(envelope["id"])
 
-    def list_events(
-        self, *, event_type: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Events newest first, each with its deliveries and their attempts.
-
-        ``status`` keeps the events that have at least one delivery in that status.
-        """
-        sql = "SELECT * FROM events"
+    @staticmethod
+    def _event_filter(event_type: str | None, status: str | None) -> tuple[str, list[object]]:
+        """The ``WHERE`` clause (or ``""``) and parameters shared by list and count."""
         where: list[str] = []
         params: list[object] = []
         if event_type:
@@ -296,9 +291,33 @@ class Database:
         if status:
             where.append("id IN (SELECT event_id FROM deliveries WHERE status = ?)")
             params.append(status)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self.conn.execute(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)).fetchall()
+        return (" WHERE " + " AND ".join(where) if where else ""), params
+
+    def count_events(self, *, event_type: str | None = None, status: str | None = None) -> int:
+        """How many events :meth:`list_events` would page through with these filters."""
+        where, params = self._event_filter(event_type, status)
+        sql = "SELECT COUNT(*) FROM events" + where  # noqa: S608 - fixed clauses, bound values
+        row = self.conn.execute(sql, params).fetchone()
+        return int(row[0])
+
+    def list_events(
+        self,
+        *,
+        event_type: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Events newest first (skipping the newest ``offset``), each with its deliveries
+        and their attempts.
+
+        ``status`` keeps the events that have at least one delivery in that status.
+        """
+        where, params = self._event_filter(event_type, status)
+        sql = "SELECT * FROM events" + where  # noqa: S608 - fixed clauses, bound values
+        rows = self.conn.execute(
+            sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", (*params, limit, offset)
+        ).fetchall()
         deliveries = self.list_deliveries(event_ids=[row["id"] for row in rows], limit=None)
         by_event: dict[str, list[dict[str, Any]]] = {}
         for delivery in deliveries:
