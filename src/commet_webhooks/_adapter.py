@@ -8,6 +8,7 @@ oversized chunked upload costs at most ``max_body_bytes + 1`` bytes of memory.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any
 
@@ -29,6 +30,15 @@ DEFAULT_PATH = "/webhooks/commet"
 
 _CHUNK = 65_536
 
+logger = logging.getLogger("commet_webhooks")
+
+_UNREADABLE = WebhookResponse(
+    400,
+    b'{"received":false,"error":"Unreadable request body"}',
+    {"content-type": "application/json"},
+)
+"""The answer when the server cannot deliver the body (malformed chunked framing, client gone)."""
+
 BlockingRead = Callable[[int], bytes]
 """``read(n)``: up to ``n`` bytes, ``b""`` at the end."""
 
@@ -40,7 +50,10 @@ def receive(
     early = webhooks.preflight(method, content_length)
     if early is not None:
         return early
-    body = read_body(read, webhooks.max_body_bytes, _declared(content_length))
+    try:
+        body = read_body(read, webhooks.max_body_bytes, _declared(content_length))
+    except OSError as exc:  # what WSGI servers raise for a broken chunked body
+        return _unreadable(exc)
     return webhooks.too_large() if body is None else body
 
 
@@ -54,8 +67,16 @@ async def receive_async(
     early = webhooks.preflight(method, content_length)
     if early is not None:
         return early
-    body = await read_body_async(chunks(), webhooks.max_body_bytes)
+    try:
+        body = await read_body_async(chunks(), webhooks.max_body_bytes)
+    except OSError as exc:  # the connection broke mid-body
+        return _unreadable(exc)
     return webhooks.too_large() if body is None else body
+
+
+def _unreadable(exc: OSError) -> WebhookResponse:
+    logger.warning("rejected webhook: unreadable body (%s)", type(exc).__name__)
+    return _UNREADABLE
 
 
 def answer(

@@ -9,9 +9,10 @@ Route every method (``"*"``) to it so that non-POST requests get our 405 with
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ._adapter import answer_async
 from .dispatch import Webhooks
@@ -32,8 +33,21 @@ def webhook_handler(webhooks: Webhooks) -> Callable[[web.Request], Awaitable[web
             request.method,
             request.headers.get("Content-Length"),
             request.headers,
-            request.content.iter_any,
+            lambda: _body_chunks(request),
         )
         return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
 
     return receive_commet_webhook
+
+
+async def _body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The body as it arrives; a body aiohttp cannot decode is an unreadable body (400).
+
+    aiohttp reports a malformed body (bad ``Content-Encoding`` data, broken chunked
+    framing) by raising from the stream; the shared reader answers ``OSError`` cleanly.
+    """
+    try:
+        async for chunk in request.content.iter_any():
+            yield chunk
+    except (web.RequestPayloadError, HttpProcessingError) as exc:
+        raise OSError(f"unreadable body: {type(exc).__name__}") from exc

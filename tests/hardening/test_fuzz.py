@@ -14,7 +14,13 @@ def test_fuzz_target_finds_no_crash(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(ROOT / "fuzz" / "corpus", corpus)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "fuzz" / "fuzz_parse.py"), "-runs=300000", "-max_total_time=45", str(corpus)],
+        [
+            sys.executable,
+            str(ROOT / "fuzz" / "fuzz_parse.py"),
+            "-runs=300000",
+            "-max_total_time=45",
+            str(corpus),
+        ],
         capture_output=True,
         text=True,
         timeout=150,
