@@ -157,3 +157,11 @@ def test_shell_completion_offers_the_registry_event_types(cli: Any) -> None:
     )
     offered = set(result.stdout.split())
     assert offered == {name for name in EVENT_TYPES if name.startswith("payment.")}
+
+
+def test_secret_typed_in_place_of_the_file_is_not_echoed(cli: Any, secret: str) -> None:
+    env = dict(os.environ, COMMET_WEBHOOK_SECRET=secret, NO_COLOR="1")
+    result = cli("sign", secret, env=env)
+    assert result.returncode == 2
+    assert "looks like a secret" in result.stderr
+    _no_leak(result, secret)

@@ -188,3 +188,18 @@ async def test_connections_are_bounded(
         assert all(done)
     finally:
         await store.aclose()
+
+
+def test_invalid_dsn_error_carries_no_password_in_its_chain() -> None:
+    import traceback
+
+    from commet_webhooks.stores.postgres import PostgresStore
+
+    try:
+        PostgresStore("postgresql://u:hunter2pass@127.0.0.1:5432/test?sslmode=bogus bad=")
+    except ValueError as exc:
+        shown = "".join(traceback.format_exception(exc))
+        assert exc.__context__ is None and exc.__cause__ is None
+        assert "hunter2pass" not in shown
+    else:
+        raise AssertionError("an invalid DSN was accepted")

@@ -53,6 +53,9 @@ def read_input(source: str) -> bytes:
     """The bytes of ``source``: a file path, or ``-`` for standard input."""
     if source == "-":
         return sys.stdin.buffer.read()
+    if source.startswith(("whsec_", "ck_")):
+        # A secret typed where the file goes: never echo it back.
+        fail(f"{redact(source)} looks like a secret, not a file: pass secrets with --secret")
     path = Path(source)
     try:
         return path.read_bytes()

@@ -103,10 +103,11 @@ class PostgresStore(IdempotencyStore):
             raise ValueError("max_connections must be a positive integer")
         if not purge_interval > 0:
             raise ValueError("purge_interval must be positive")
-        try:
-            params = conninfo_to_dict(dsn)
-        except psycopg.Error:
-            raise ValueError("dsn is not a valid PostgreSQL connection string") from None
+        params = _parse_dsn(dsn)
+        if params is None:
+            # Raised outside the except block: the psycopg error quotes the DSN
+            # (password included) and must not ride along as __context__.
+            raise ValueError("dsn is not a valid PostgreSQL connection string")
         self._dsn = dsn  # may hold a password: never shown
         self.table = table
         self.schema = schema
@@ -423,3 +424,10 @@ async def _aclose_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.close()
     except Exception:  # already broken; nothing left to release
         logger.debug("closing a broken connection failed", exc_info=True)
+
+
+def _parse_dsn(dsn: str) -> dict[str, Any] | None:
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return None
