@@ -20,7 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypedDict, Union, cast
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Union, cast
 
 from ._signing import SecretKeys
 from .errors import PayloadError, StoreUnavailableError
@@ -126,6 +126,8 @@ class HandlerKeywords(TypedDict, total=False):
     on_payment_failed: Callable[[PaymentFailed], Awaitable[None] | None]
     on_invoice_created: Callable[[InvoiceCreated], Awaitable[None] | None]
 
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _KEYWORD_TO_EVENT = {spec.handler_keyword: name for name, spec in EVENT_TYPES.items()}
 
@@ -248,7 +250,7 @@ class Webhooks:
 
     # ------------------------------------------------------------ registration
 
-    def on(self, event_type: str | EventType) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def on(self, event_type: str | EventType) -> Callable[[_F], _F]:
         """Decorator: register a handler for ``event_type``. Several per event are fine.
 
         Any event type may be named; one this library does not model reaches its
@@ -258,14 +260,14 @@ class Webhooks:
         if not isinstance(name, str) or not name or name != name.strip():
             raise ValueError(f"invalid event type {event_type!r}")
 
-        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def register(fn: _F) -> _F:
             self._handlers.setdefault(name, []).append(_registered(fn))
             self._rebuild_plan()
             return fn
 
         return register
 
-    def on_payload(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def on_payload(self, fn: _F) -> _F:
         """Decorator: register a catch-all handler that sees every verified event."""
         self._catch_all.append(_registered(fn))
         self._rebuild_plan()

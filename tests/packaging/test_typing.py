@@ -1,0 +1,66 @@
+"""The public API type-checks for users: typed handlers pass, mismatched ones are flagged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+GOOD = """
+from commet_webhooks import PaymentFailed, SubscriptionActivated, WebhookEvent, Webhooks, Commet
+
+async def grant(event: SubscriptionActivated) -> None:
+    total: int = event.data.invoice_total
+    print(total)
+
+def notify(event: PaymentFailed) -> None:
+    print(event.data.failure_code)
+
+webhooks = Webhooks(webhook_secret="whsec_x", on_subscription_activated=grant, on_payment_failed=notify)
+
+@webhooks.on("payment.failed")
+async def dunning(event: PaymentFailed) -> None: ...
+
+@webhooks.on_payload
+def everything(event: WebhookEvent) -> None: ...
+
+reveal_type(dunning)
+
+commet = Commet(api_key="ck_x")
+sub = commet.subscriptions.get("user_123")
+if sub.data and sub.data.status in ("active", "trialing"):
+    pass
+allowed: bool = commet.features.check(code="x", customer_id="u").data.allowed
+"""
+
+BAD = """
+from commet_webhooks import SubscriptionActivated, Webhooks
+
+async def grant(event: SubscriptionActivated) -> None: ...
+
+Webhooks("whsec_x", on_payment_failed=grant)
+"""
+
+
+def mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "user_code.py"
+    path.write_text(source)
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+
+
+def test_typed_handlers_type_check_and_decorators_keep_types(tmp_path: Path) -> None:
+    result = mypy(tmp_path, GOOD)
+    assert "error" not in result.stdout, result.stdout
+    assert "PaymentFailed" in result.stdout  # the decorator returned the function unchanged
+
+
+def test_handler_for_the_wrong_event_is_flagged(tmp_path: Path) -> None:
+    result = mypy(tmp_path, BAD)
+    assert result.returncode == 1
+    assert 'Argument "on_payment_failed" to "Webhooks"' in result.stdout, result.stdout
