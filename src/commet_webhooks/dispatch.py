@@ -38,7 +38,7 @@ from .events import (
     WebhookEvent,
     decode_event,
 )
-from .stores._base import Claim, IdempotencyStore
+from .stores._base import Claim, IdempotencyStore, unavailable
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -570,7 +570,7 @@ def _registered(fn: Any) -> _Registered:
 def _store_error(exc: Exception) -> BaseException:
     if isinstance(exc, StoreUnavailableError):
         return exc
-    wrapped = StoreUnavailableError(f"idempotency store failed: {type(exc).__name__}: {exc}")
+    wrapped = unavailable("idempotency store", exc)
     wrapped.__cause__ = exc
     return wrapped
 

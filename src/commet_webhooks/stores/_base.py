@@ -16,8 +16,17 @@ from __future__ import annotations
 import asyncio
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "DEFAULT_RETENTION_SECONDS", "Claim", "IdempotencyStore"]
+from ..errors import StoreUnavailableError
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_RETENTION_SECONDS",
+    "Claim",
+    "IdempotencyStore",
+    "unavailable",
+]
 
 #: A claim outlives any sane handler run; a crashed worker's claim frees itself after it.
 DEFAULT_LEASE_SECONDS = 60.0
@@ -78,3 +87,16 @@ class IdempotencyStore(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lease_seconds={self.lease_seconds:g})"
+
+
+def unavailable(
+    store: str, exc: BaseException, secrets: Iterable[str] = ()
+) -> StoreUnavailableError:
+    """The error for a store that failed with ``exc``; ``secrets`` never reach the message.
+
+    Raise it ``from exc`` so the original stays available to debuggers.
+    """
+    message = " ".join(f"{type(exc).__name__}: {exc}".split())
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return StoreUnavailableError(f"{store} unavailable: {message}")

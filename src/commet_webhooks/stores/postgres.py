@@ -36,7 +36,13 @@ except ImportError as exc:  # an optional extra is not installed
     raise missing_extra("commet_webhooks.stores.postgres", "postgres", exc) from exc
 
 from ..errors import StoreUnavailableError
-from ._base import DEFAULT_LEASE_SECONDS, DEFAULT_RETENTION_SECONDS, Claim, IdempotencyStore
+from ._base import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_RETENTION_SECONDS,
+    Claim,
+    IdempotencyStore,
+    unavailable,
+)
 
 __all__ = ["DEFAULT_TABLE", "PostgresStore", "migrate"]
 
@@ -375,11 +381,8 @@ class PostgresStore(IdempotencyStore):
     def _unavailable(self, exc: BaseException) -> NoReturn:
         if isinstance(exc, psycopg.errors.UndefinedTable):
             self._ready = False  # dropped behind our back: create it again next time
-        message = " ".join(f"{type(exc).__name__}: {exc}".split())
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        raise StoreUnavailableError(
-            f"PostgreSQL idempotency store ({self._where}) unavailable: {message}"
+        raise unavailable(
+            f"PostgreSQL idempotency store ({self._where})", exc, self._secrets
         ) from exc
 
 

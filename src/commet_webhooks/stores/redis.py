@@ -30,8 +30,13 @@ except ImportError as exc:  # an optional extra is not installed
 
     raise missing_extra("commet_webhooks.stores.redis", "redis", exc) from exc
 
-from ..errors import StoreUnavailableError
-from ._base import DEFAULT_LEASE_SECONDS, DEFAULT_RETENTION_SECONDS, Claim, IdempotencyStore
+from ._base import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_RETENTION_SECONDS,
+    Claim,
+    IdempotencyStore,
+    unavailable,
+)
 
 __all__ = ["DEFAULT_PREFIX", "RedisStore"]
 
@@ -234,11 +239,8 @@ class RedisStore(IdempotencyStore):
         return client
 
     def _unavailable(self, exc: BaseException) -> NoReturn:
-        message = f"{type(exc).__name__}: {exc}"
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        raise StoreUnavailableError(
-            f"Redis idempotency store at {self._safe_url} unavailable: {message}"
+        raise unavailable(
+            f"Redis idempotency store at {self._safe_url}", exc, self._secrets
         ) from exc
 
 

@@ -21,7 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import StoreUnavailableError
-from ._base import DEFAULT_LEASE_SECONDS, DEFAULT_RETENTION_SECONDS, Claim, IdempotencyStore
+from ._base import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_RETENTION_SECONDS,
+    Claim,
+    IdempotencyStore,
+    unavailable,
+)
 
 __all__ = ["DEFAULT_TABLE", "SQLiteStore"]
 
@@ -177,9 +183,7 @@ class SQLiteStore(IdempotencyStore):
                 self._pid = os.getpid()
             yield self._conn
         except sqlite3.Error as exc:
-            raise StoreUnavailableError(
-                f"SQLite idempotency store {self.path!r} unavailable: {exc}"
-            ) from exc
+            raise unavailable(f"SQLite idempotency store {self.path!r}", exc) from exc
         finally:
             self._lock.release()
 
