@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Union, cast
 
+import msgspec
+
 from ._signing import SecretKeys
 from .errors import PayloadError, StoreUnavailableError
 from .events import (
@@ -89,8 +91,6 @@ def _response(status: int, body: bytes, **extra_headers: str) -> WebhookResponse
 
 
 def _json_response(status: int, payload: Mapping[str, object]) -> WebhookResponse:
-    import msgspec  # already imported by events; local name keeps the module header small
-
     return _response(status, msgspec.json.encode(payload))
 
 

@@ -53,7 +53,7 @@ def iso_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _common(now: datetime) -> dict[str, Any]:
+def _common() -> dict[str, Any]:
     return {
         "subscriptionId": _new_id("sub"),
         "customerId": "user_123",
@@ -63,7 +63,7 @@ def _common(now: datetime) -> dict[str, Any]:
 
 def _subscription_created(now: datetime) -> dict[str, Any]:
     return {
-        **_common(now),
+        **_common(),
         "publicId": "SUB-" + secrets.token_hex(3).upper(),
         "planId": "plan_pro",
         "planName": "Pro",
@@ -75,7 +75,7 @@ def _subscription_created(now: datetime) -> dict[str, Any]:
 
 def _subscription_activated(now: datetime) -> dict[str, Any]:
     return {
-        **_common(now),
+        **_common(),
         "publicId": "SUB-" + secrets.token_hex(3).upper(),
         "status": "active",
         "currentPeriodStart": iso_time(now),
@@ -90,7 +90,7 @@ def _subscription_activated(now: datetime) -> dict[str, Any]:
 
 def _subscription_canceled(now: datetime) -> dict[str, Any]:
     return {
-        **_common(now),
+        **_common(),
         "status": "canceled",
         "canceledAt": iso_time(now),
         "cancelReason": "customer_request",
@@ -100,7 +100,7 @@ def _subscription_canceled(now: datetime) -> dict[str, Any]:
 
 def _subscription_updated(now: datetime) -> dict[str, Any]:
     return {
-        **_common(now),
+        **_common(),
         "status": "active",
         "canceledAt": None,
         "cancelReason": None,
@@ -110,7 +110,7 @@ def _subscription_updated(now: datetime) -> dict[str, Any]:
 
 def _subscription_plan_changed(now: datetime) -> dict[str, Any]:
     return {
-        **_common(now),
+        **_common(),
         "previousPlan": {"id": "plan_starter", "name": "Starter"},
         "currentPlan": {"id": "plan_pro", "name": "Pro"},
         "billingInterval": "monthly",
@@ -121,7 +121,7 @@ def _subscription_plan_changed(now: datetime) -> dict[str, Any]:
 
 
 def _payment_received(now: datetime) -> dict[str, Any]:
-    common = _common(now)
+    common = _common()
     return {
         "invoiceId": _new_id("inv"),
         "invoiceNumber": "INV-0002",
@@ -138,7 +138,7 @@ def _payment_received(now: datetime) -> dict[str, Any]:
 
 
 def _payment_failed(now: datetime) -> dict[str, Any]:
-    common = _common(now)
+    common = _common()
     return {
         "invoiceId": _new_id("inv"),
         "invoiceNumber": "INV-0002",
@@ -150,7 +150,7 @@ def _payment_failed(now: datetime) -> dict[str, Any]:
 
 
 def _invoice_created(now: datetime) -> dict[str, Any]:
-    common = _common(now)
+    common = _common()
     return {
         "invoiceId": _new_id("inv"),
         "invoiceNumber": "INV-0002",
