@@ -13,10 +13,10 @@ from pathlib import Path
 from emulator_helpers import Emulator, Receiver, ThreadedServer, free_port, wait_until
 
 from commet_webhooks import PaymentFailed, construct_event, verify
-from commet_webhooks.emulator import DEFAULT_RETRY_SCHEDULE
+from commet_webhooks._wire import API_VERSION
+from commet_webhooks.emulator import DEFAULT_RETRY_SCHEDULE, DeliveryPolicy
 from commet_webhooks.emulator.delivery import DELIVERY_TIMEOUT, DeliveryEngine
-from commet_webhooks.emulator.state import AttemptOutcome, Database, Job
-from commet_webhooks.testing import API_VERSION
+from commet_webhooks.emulator.storage import AttemptOutcome, Job, Storage
 
 SCALE = 3000  # 60 s -> 20 ms
 
@@ -274,14 +274,14 @@ def test_a_receiver_that_never_answers_times_out(tmp_path: Path) -> None:
     silent.bind(("127.0.0.1", 0))
     silent.listen(4)
     job = Job(
-        outbox_id=0, delivery_id="dlv_t", manual=False,
+        outbox_id=0, delivery_id="dlv_t", endpoint_id="ep_t", manual=False,
         url=f"http://127.0.0.1:{silent.getsockname()[1]}/hook", event_id="whev_t",
         event_type="payment.failed", timestamp="2026-01-01T00:00:00.000Z", body=b"{}",
         secret="whsec_timeout_test",
     )  # fmt: skip
 
     async def attempt_once() -> AttemptOutcome:
-        engine = DeliveryEngine(Database(str(tmp_path / "t.db")), timeout=0.3)
+        engine = DeliveryEngine(Storage(str(tmp_path / "t.db")), DeliveryPolicy(timeout=0.3))
         await engine.start()
         try:
             return await engine.attempt(job)

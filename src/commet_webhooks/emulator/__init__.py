@@ -1,4 +1,5 @@
-"""A local Commet: endpoints, billing simulation, signed delivery with retries, dashboard.
+"""A local Commet: the platform's v1 API, a simulated billing lifecycle with a test clock,
+signed delivery under the platform's policy, and a dashboard.
 
 >>> from commet_webhooks.emulator import run
 >>> run(port=8787, db_path="commet-emulator.db")   # prints the generated ck_ key
@@ -11,7 +12,16 @@ emulator resumes pending deliveries. The dashboard at ``/`` is meant for loopbac
 from __future__ import annotations
 
 from .app import create_app, run
-from .delivery import DEFAULT_RETRY_SCHEDULE
 from .plans import DEFAULT_PLANS, PlanCatalogError
+from .policy import AUTO_DISABLE_AFTER, DEFAULT_RETRY_SCHEDULE, DELIVERY_TIMEOUT, DeliveryPolicy
 
-__all__ = ["DEFAULT_PLANS", "DEFAULT_RETRY_SCHEDULE", "PlanCatalogError", "create_app", "run"]
+__all__ = [
+    "AUTO_DISABLE_AFTER",
+    "DEFAULT_PLANS",
+    "DEFAULT_RETRY_SCHEDULE",
+    "DELIVERY_TIMEOUT",
+    "DeliveryPolicy",
+    "PlanCatalogError",
+    "create_app",
+    "run",
+]

@@ -1,71 +1,38 @@
-"""Assembling the emulator: the ASGI app, its API-key guard and lifespan, and ``run``."""
+"""Assembling the emulator: storage, lifecycle, delivery engine, routes, guards; and ``run``."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal
 
 try:
     from starlette.applications import Starlette
-    from starlette.exceptions import HTTPException
-    from starlette.requests import Request
-    from starlette.responses import PlainTextResponse, Response
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.middleware import Middleware
 except ImportError as exc:  # an optional extra is not installed
     from .._optional import missing_extra
 
     raise missing_extra("commet_webhooks.emulator", "cli", exc) from exc
 
-from .api import EmulatorApi, error_response, is_loopback_host
-from .billing import Billing
+from . import api
+from .api.http import is_loopback_host
+from .api.middleware import ApiKeyGuard, HostGuard, Idempotency, PlatformHeaders
 from .dashboard import Dashboard
 from .delivery import DeliveryEngine
-from .errors import ApiError
+from .errors import exception_handlers
+from .lifecycle import Lifecycle
 from .plans import load_plans
-from .state import Database
+from .policy import DeliveryPolicy
+from .storage import Storage
 
 __all__ = ["create_app", "run"]
 
 logger = logging.getLogger("commet_webhooks.emulator")
 
-
-class ApiKeyGuard:
-    """Answers 401 to any ``/api`` request without the right ``x-api-key`` header."""
-
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
-        self._key = api_key.encode("utf-8")
-
-    def __repr__(self) -> str:
-        return "ApiKeyGuard(api_key=<redacted>)"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and (path == "/api" or path.startswith("/api/")):
-            given = next((v for k, v in scope["headers"] if k == b"x-api-key"), b"")
-            if not hmac.compare_digest(given, self._key):
-                message = "missing x-api-key header" if not given else "invalid API key"
-                response = error_response(ApiError(401, "unauthorized", message))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if request.url.path.startswith("/api"):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(ApiError(exc.status_code, code, str(exc.detail)))
-    return PlainTextResponse(str(exc.detail), exc.status_code)
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(ApiError(500, "internal_error", "unexpected emulator error"))
+_DEFAULT: Literal["default"] = "default"
 
 
 def create_app(
@@ -76,27 +43,36 @@ def create_app(
     allow_http: bool = False,
     plans_file: str | None = None,
     retry_schedule: Sequence[float] | None = None,
-    auto_disable_after: int | None = None,
+    auto_disable_after: int | Literal["default"] | None = _DEFAULT,
+    timeout: float | None = None,
+    allowed_hosts: Sequence[str] = (),
+    allow_private: bool = True,
 ) -> Starlette:
     """The emulator as an ASGI app; its delivery engine runs for the app's lifespan.
 
     ``db_path`` is the SQLite file holding state and outbox (created if missing).
-    Retry delays (``retry_schedule``, seconds; default 1 min ... 6 h) are divided by
-    ``time_scale``. ``auto_disable_after=N`` disables an endpoint after N events in
-    a row whose delivery failed. Raises ``ValueError`` for unusable settings
+    Delivery follows the platform's policy unless overridden: ``retry_schedule``
+    (seconds between attempts; default 1 min, 5 min, 15 min, 30 min, 1 h, 1 h, 1 h),
+    ``timeout`` (default 10 s) and ``auto_disable_after`` (default 3 events in a row
+    that failed; None never disables). ``time_scale`` divides every delay.
+    Requests must name this host: loopback names, or one of ``allowed_hosts``
+    (``"*"`` allows any). ``allow_private=False`` refuses endpoint URLs on private
+    and link-local addresses. Raises ``ValueError`` for unusable settings
     (``PlanCatalogError`` for a bad plan file).
     """
     if not isinstance(api_key, str) or not api_key.strip():
         raise ValueError("api_key must be a non-empty string")
-    plans = load_plans(plans_file)
-    db = Database(db_path)
-    engine = DeliveryEngine(
-        db,
-        time_scale=time_scale,
+    policy = DeliveryPolicy.build(
         retry_schedule=retry_schedule,
+        timeout=timeout,
         auto_disable_after=auto_disable_after,
+        time_scale=time_scale,
     )
-    api = EmulatorApi(db, Billing(db, plans), engine, allow_http=allow_http)
+    plans = load_plans(plans_file)
+    store = Storage(db_path)
+    engine = DeliveryEngine(store, policy)
+    lifecycle = Lifecycle(store, plans)
+    ctx = api.Context(store, lifecycle, engine, allow_http=allow_http, allow_private=allow_private)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -105,16 +81,23 @@ def create_app(
             yield
         finally:
             await engine.stop()
-            db.close()
+            store.close()
 
     app = Starlette(
-        routes=[*api.routes(), *Dashboard(api).routes()],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        routes=[*api.routes(ctx), *Dashboard(ctx).routes()],
+        exception_handlers=exception_handlers(),
+        middleware=[
+            Middleware(HostGuard, hosts=list(allowed_hosts)),
+            Middleware(ApiKeyGuard, api_key=api_key),
+            Middleware(PlatformHeaders),
+            Middleware(Idempotency, store=store),
+        ],
         lifespan=lifespan,
     )
-    app.add_middleware(ApiKeyGuard, api_key=api_key)
-    app.state.db = db
+    app.state.store = store
+    app.state.db = store.db
     app.state.engine = engine
+    app.state.lifecycle = lifecycle
     return app
 
 
@@ -128,20 +111,24 @@ def run(
     allow_http: bool = False,
     plans_file: str | None = None,
     retry_schedule: Sequence[float] | None = None,
-    auto_disable_after: int | None = None,
+    auto_disable_after: int | Literal["default"] | None = _DEFAULT,
+    timeout: float | None = None,
+    allow_private: bool | None = None,
     sock: socket.socket | None = None,
 ) -> None:
     """Serve the emulator with uvicorn until interrupted (blocking).
 
-    Without ``api_key`` a fresh ``ck_…`` key is generated and printed.
-    ``retry_schedule`` and ``auto_disable_after`` are as in :func:`create_app`. With
-    ``sock`` (an already listening socket) the emulator serves on it, and ``host``
-    and ``port`` are only shown; the caller keeps ownership of the socket.
+    Without ``api_key`` a fresh ``ck_…`` key is generated and printed. The delivery
+    options are as in :func:`create_app`. Private and link-local endpoint targets are
+    refused by default when ``host`` is not a loopback address. With ``sock`` (an
+    already listening socket) the emulator serves on it, and ``host`` and ``port``
+    are only shown; the caller keeps ownership of the socket.
     """
     import uvicorn
 
     generated = api_key is None
     key = api_key if api_key is not None else "ck_" + secrets.token_urlsafe(24)
+    loopback = is_loopback_host(host)
     app = create_app(
         db_path=db_path,
         api_key=key,
@@ -150,6 +137,11 @@ def run(
         plans_file=plans_file,
         retry_schedule=retry_schedule,
         auto_disable_after=auto_disable_after,
+        timeout=timeout,
+        allowed_hosts=()
+        if loopback
+        else (host, socket.gethostname(), "*" if host in ("0.0.0.0", "::") else ""),  # noqa: S104
+        allow_private=loopback if allow_private is None else allow_private,
     )
     if sock is not None:
         port = sock.getsockname()[1]
@@ -158,10 +150,20 @@ def run(
         f"Commet emulator on http://{shown_host}:{port}  (dashboard: http://{shown_host}:{port}/)",
         flush=True,
     )
-    print(f"Database: {db_path}   time scale: {time_scale:g}", flush=True)
+    policy = app.state.engine.policy
+    print(
+        f"Database: {db_path}   time scale: {time_scale:g}   delivery: {policy.max_attempts} "
+        f"attempts, {policy.timeout:g} s timeout, "
+        + (
+            f"auto-disable after {policy.auto_disable_after} failed events"
+            if policy.auto_disable_after
+            else "no auto-disable"
+        ),
+        flush=True,
+    )
     if generated:
         print(f"API key: {key}", flush=True)
-    if not is_loopback_host(host):
+    if not loopback:
         logger.warning(
             "listening on %s: the dashboard has no login and is meant for loopback only", host
         )

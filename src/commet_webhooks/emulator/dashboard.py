@@ -23,9 +23,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .api import EmulatorApi
+from .api.context import Context
+from .api.control import event_view
+from .api.legacy import endpoint_view
 from .errors import ApiError
-from .state import DELIVERY_STATUSES
+from .storage import DELIVERY_STATUSES
 
 __all__ = ["Dashboard"]
 
@@ -41,8 +43,8 @@ _MAX_OFFSET = 10**9
 class Dashboard:
     """The HTML view of the emulator's events, deliveries and attempts."""
 
-    def __init__(self, api: EmulatorApi) -> None:
-        self.api = api
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -68,8 +70,11 @@ class Dashboard:
         filters = self._filters(request)
         selection = {"event_type": filters["event"] or None, "status": filters["status"] or None}
         offset = int(filters["offset"] or 0)
-        total = self.api.db.count_events(**selection)
-        events = self.api.db.list_events(**selection, limit=_PAGE_SIZE, offset=offset)
+        store = self.ctx.store
+        total = store.events.count(**selection)
+        events = [
+            event_view(e) for e in store.events.recent(**selection, limit=_PAGE_SIZE, offset=offset)
+        ]
         for event in events:
             event["pretty"] = json.dumps(event["payload"], indent=2, ensure_ascii=False)
 
@@ -81,8 +86,8 @@ class Dashboard:
         newer = max(offset - _PAGE_SIZE, 0)
         html = _TEMPLATES.get_template("dashboard.html").render(
             events=events,
-            endpoints=self.api.db.list_endpoints(),
-            event_types=self.api.db.event_types(),
+            endpoints=[endpoint_view(e) for e in store.endpoints.page()],
+            event_types=store.events.types(),
             statuses=DELIVERY_STATUSES,
             filters=filters,
             refresh=int(filters["refresh"] or 0),
@@ -100,7 +105,7 @@ class Dashboard:
         if not _same_origin(request):
             return HTMLResponse("<p>Cross-site request refused.</p>", 403)
         try:
-            self.api.redeliver_now(request.path_params["id"])
+            self.ctx.redeliver(request.path_params["id"])
         except ApiError as error:
             return HTMLResponse(f"<p>{html.escape(error.message)}</p>", error.status)
         kept = {key: value for key, value in self._filters(request).items() if value}

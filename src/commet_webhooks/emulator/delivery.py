@@ -2,10 +2,11 @@
 
 Pending attempts are outbox rows with a due time. The engine claims due rows,
 POSTs them concurrently over a small pool of ``httpx.AsyncClient``s (each with a
-few connections; an attempt goes to the least busy client), logs every attempt
-and, on failure, writes the next row ``delay / time_scale`` seconds after the
-attempt finished. Claims are released at start-up, so whatever was pending when
-the emulator died (even by SIGKILL) is delivered after a restart.
+few connections; an attempt goes to the least busy client), and hands each result
+to :func:`.policy.next_state`, whose answer the outbox writes: the next attempt, a
+final status, and the endpoint's run of failed events (which may disable it).
+Claims are released at start-up, so whatever was pending when the emulator died
+(even by SIGKILL) is delivered after a restart.
 """
 
 from __future__ import annotations
@@ -14,23 +15,22 @@ import asyncio
 import contextlib
 import logging
 import math
+import sqlite3
 import time
-from collections.abc import Sequence
 
 import httpx
 
 from .._signing import sign
-from ..dispatch import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from .state import RESPONSE_EXCERPT_BYTES, AttemptOutcome, Database, Job, now_iso
+from .._wire import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from .policy import DEFAULT_RETRY_SCHEDULE, DELIVERY_TIMEOUT, DeliveryPolicy, next_state
+from .storage import Storage
+from .storage.outbox import RESPONSE_EXCERPT_BYTES, AttemptOutcome, Job
+from .storage.times import now_iso
 
 __all__ = ["DEFAULT_RETRY_SCHEDULE", "DELIVERY_TIMEOUT", "DeliveryEngine"]
 
 logger = logging.getLogger("commet_webhooks.emulator.delivery")
 
-#: Seconds to wait after each failed attempt: 1 min, 5 min, 15 min, 30 min, 1 h, 2 h, 4 h, 6 h.
-DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400, 21600)
-#: A receiver that has not answered within this many seconds has failed the attempt.
-DELIVERY_TIMEOUT = 10.0
 _USER_AGENT = "Commet-Emulator/1.0 (commet-webhooks)"
 _IDLE_POLL = 1.0
 # httpx's pool does work proportional to its size on every request: many small pools
@@ -43,35 +43,23 @@ class DeliveryEngine:
 
     def __init__(
         self,
-        db: Database,
+        store: Storage,
+        policy: DeliveryPolicy | None = None,
         *,
-        time_scale: float = 1.0,
-        retry_schedule: Sequence[float] | None = None,
-        auto_disable_after: int | None = None,
         concurrency: int = 64,
-        timeout: float = DELIVERY_TIMEOUT,
     ) -> None:
-        if (
-            not (isinstance(time_scale, (int, float)) and math.isfinite(time_scale))
-            or time_scale <= 0
-        ):
-            raise ValueError("time_scale must be a positive number")
-        schedule = DEFAULT_RETRY_SCHEDULE if retry_schedule is None else tuple(retry_schedule)
-        if any(not math.isfinite(d) or d < 0 for d in schedule):
-            raise ValueError("retry_schedule delays must be non-negative numbers of seconds")
-        if auto_disable_after is not None and auto_disable_after < 1:
-            raise ValueError("auto_disable_after must be at least 1")
-        self.db = db
-        self.time_scale = float(time_scale)
-        self.retry_delays = tuple(delay / self.time_scale for delay in schedule)
-        self.auto_disable_after = auto_disable_after
+        self.store = store
+        self.policy = policy or DeliveryPolicy()
         self.concurrency = concurrency
-        self.timeout = timeout
+        self.timeout = self.policy.timeout
         self._clients: list[httpx.AsyncClient] = []
         self._busy: list[int] = []
         self._runner: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._wakeup: asyncio.Event | None = None
+        self._backoff = 0.0
+        #: The last database error the loop met, until it works again (for the dashboard).
+        self.last_error: str | None = None
 
     async def start(self) -> None:
         """Resume everything pending in the outbox and start delivering."""
@@ -81,13 +69,13 @@ class DeliveryEngine:
                 timeout=httpx.Timeout(self.timeout),
                 limits=httpx.Limits(max_connections=_CONNECTIONS_PER_CLIENT),
                 follow_redirects=False,
-                headers={"User-Agent": _USER_AGENT},
+                headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
             )
             for _ in range(count)
         ]
         self._busy = [0] * count
         self._wakeup = asyncio.Event()
-        resumed = self.db.release_claims()
+        resumed = self.store.outbox.release_claims()
         if resumed:
             logger.info("resuming %d interrupted delivery attempt(s)", resumed)
         self._runner = asyncio.create_task(self._run(), name="commet-emulator-delivery")
@@ -118,12 +106,18 @@ class DeliveryEngine:
         while True:
             self._wakeup.clear()
             free = self.concurrency - len(self._inflight)
-            jobs = self.db.claim_due(time.time(), free) if free > 0 else []
+            try:
+                jobs = self.store.outbox.claim_due(time.time(), free) if free > 0 else []
+                next_due = self.store.outbox.next_due_at()
+            except sqlite3.Error as exc:  # e.g. another process holds a lock: wait, retry
+                await self._database_trouble(exc)
+                continue
+            self._backoff = 0.0
+            self.last_error = None
             for job in jobs:
                 task = asyncio.create_task(self._deliver(job))
                 self._inflight.add(task)
                 task.add_done_callback(self._finished)
-            next_due = self.db.next_due_at()
             if len(self._inflight) >= self.concurrency or next_due is None:
                 wait = _IDLE_POLL
             else:
@@ -134,6 +128,13 @@ class DeliveryEngine:
             else:
                 await asyncio.sleep(0)  # more is due: let the started attempts run first
 
+    async def _database_trouble(self, exc: sqlite3.Error) -> None:
+        """Log a database error, remember it for the dashboard and back off (up to 5 s)."""
+        self._backoff = min(max(self._backoff * 2, 0.1), 5.0)
+        self.last_error = f"database error: {exc}"
+        logger.error("delivery paused %.1f s by a %s", self._backoff, self.last_error)
+        await asyncio.sleep(self._backoff)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -142,12 +143,12 @@ class DeliveryEngine:
 
     async def _deliver(self, job: Job) -> None:
         outcome = await self.attempt(job)
-        disabled = self.db.record_attempt(
-            job,
-            outcome,
-            retry_delays=self.retry_delays,
-            auto_disable_after=self.auto_disable_after,
-        )
+        while True:
+            try:
+                disabled = self.settle(job, outcome)
+                break
+            except sqlite3.Error as exc:  # keep the result: write it once the file is free
+                await self._database_trouble(exc)
         if outcome.ok:
             logger.debug("delivered %s to %s (%s)", job.event_id, job.url, outcome.status_code)
         else:
@@ -157,12 +158,47 @@ class DeliveryEngine:
                 job.url,
                 outcome.error or f"HTTP {outcome.status_code}",
             )
-        if disabled is not None:
+        if disabled:
             logger.warning(
                 "endpoint %s disabled after %d consecutive failed events",
-                disabled,
-                self.auto_disable_after,
+                job.endpoint_id,
+                self.policy.auto_disable_after,
             )
+
+    async def deliver_now(self, delivery_id: str) -> AttemptOutcome | None:
+        """Make the waiting attempt of one delivery now and return how it went
+        (None when another worker took it first)."""
+        job = self.store.outbox.claim_delivery(delivery_id)
+        if job is None:
+            return None
+        if not self._clients:  # not started (no lifespan): a one-off client
+            async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+                self._clients, self._busy = [client], [0]
+                try:
+                    outcome = await self.attempt(job)
+                finally:
+                    self._clients, self._busy = [], []
+        else:
+            outcome = await self.attempt(job)
+        self.settle(job, outcome)
+        return outcome
+
+    def settle(self, job: Job, outcome: AttemptOutcome) -> bool:
+        """Write an attempt's result; True when it got the endpoint disabled."""
+        store = self.store
+        with store.db.transaction():
+            state = store.outbox.state_after(job)
+            if state is None:
+                return False
+            after = next_state(self.policy, state, ok=outcome.ok, manual=job.manual)
+            store.outbox.record(job, outcome, after)
+            if after.endpoint == "succeeded":
+                store.endpoints.count_success(job.endpoint_id)
+            elif after.endpoint == "failed":
+                return store.endpoints.count_failure(
+                    job.endpoint_id, disable_after=self.policy.auto_disable_after
+                )
+        return False
 
     async def attempt(self, job: Job) -> AttemptOutcome:
         """POST the stored body once; never raises for a receiver's failure."""
@@ -206,7 +242,9 @@ class DeliveryEngine:
             client = self._clients[shard]
             async with client.stream("POST", url, content=body, headers=headers) as response:
                 head = bytearray()
-                async for chunk in response.aiter_bytes():
+                # Raw bytes: a compressed answer is never inflated (a tiny gzip body can
+                # expand a thousandfold); the log keeps at most an excerpt anyway.
+                async for chunk in response.aiter_raw():
                     head += chunk
                     if len(head) >= RESPONSE_EXCERPT_BYTES:
                         break

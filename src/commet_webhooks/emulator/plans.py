@@ -17,7 +17,15 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["DEFAULT_PLANS", "Feature", "Plan", "PlanCatalogError", "load_plans"]
+__all__ = [
+    "ADD_ONS",
+    "DEFAULT_PLANS",
+    "AddOnSpec",
+    "Feature",
+    "Plan",
+    "PlanCatalogError",
+    "load_plans",
+]
 
 
 class Feature(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -34,7 +42,12 @@ class Feature(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_field
 
 
 class Plan(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    """A plan: price in cents per billing interval, and its features."""
+    """A plan: price in cents per billing interval, and its features.
+
+    ``trialDays`` starts subscriptions in a trial; ``consumptionModel`` ``credits``
+    grants ``includedCredits`` each period (usage spends them), ``balance`` refills a
+    prepaid balance of ``balanceRefill`` cents each period.
+    """
 
     id: str
     name: str
@@ -43,6 +56,28 @@ class Plan(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=T
     currency: str = "USD"
     description: str | None = None
     features: list[Feature] = msgspec.field(default_factory=list)
+    trial_days: int = 0
+    consumption_model: Literal["metered", "credits", "balance"] = "metered"
+    included_credits: int = 0
+    balance_refill: int = 0
+
+
+class AddOnSpec(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """An add-on any subscription can activate: a price per period and the feature it adds."""
+
+    id: str
+    name: str
+    feature_code: str
+    price: int
+    currency: str = "USD"
+
+
+#: The add-ons on sale.
+ADD_ONS: dict[str, AddOnSpec] = {
+    "priority_support": AddOnSpec(
+        id="priority_support", name="Priority support", feature_code="priority_support", price=1900
+    )
+}
 
 
 class PlanCatalogError(ValueError):
@@ -87,10 +122,29 @@ def _default_plans() -> dict[str, Plan]:
             Feature(code="team_members", name="Team members", type="seats", included=10),
         ],
     )
-    return {plan.id: plan for plan in (starter, pro)}
+    credits = Plan(
+        id="plan_credits",
+        name="Credits",
+        base_price=1900,
+        description="1,000 AI credits a month",
+        consumption_model="credits",
+        included_credits=1_000,
+        features=[Feature(code="ai_credits", name="AI credits", type="metered", included=1_000)],
+    )
+    prepaid = Plan(
+        id="plan_prepaid",
+        name="Prepaid",
+        base_price=5000,
+        description="A prepaid balance spent by usage",
+        consumption_model="balance",
+        balance_refill=5000,
+        features=[Feature(code="api_calls", name="API calls", type="metered", included=0)],
+    )
+    return {plan.id: plan for plan in (starter, pro, credits, prepaid)}
 
 
-#: The catalog used when no file is given: ``plan_starter`` and ``plan_pro``.
+#: The catalog used when no file is given: ``plan_starter``, ``plan_pro``, ``plan_credits``
+#: (a credits plan) and ``plan_prepaid`` (a balance plan).
 DEFAULT_PLANS: dict[str, Plan] = _default_plans()
 
 

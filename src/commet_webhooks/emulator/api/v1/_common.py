@@ -1,0 +1,44 @@
+"""Helpers of the v1 routes: list pages and body structs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..http import cursor_of, next_cursor, ok, query_int
+
+__all__ = ["Body", "page"]
+
+T = TypeVar("T")
+
+
+class Body(msgspec.Struct, rename="camel", kw_only=True):
+    """Request bodies: camelCase on the wire; unknown keys are ignored."""
+
+
+def page(
+    request: Request,
+    fetch: Callable[[int, int], Sequence[T]],
+    seq: Callable[[T], int],
+    view: Callable[[T], Any],
+) -> Response:
+    """A cursor page: ``{object: "list", data, hasMore, nextCursor?}`` in the envelope.
+
+    ``fetch(after, limit)`` returns up to ``limit`` items after position ``after``.
+    """
+    limit = query_int(request, "limit", 20, 100)
+    items = list(fetch(cursor_of(request), limit + 1))
+    more = len(items) > limit
+    items = items[:limit]
+    listing: dict[str, Any] = {
+        "object": "list",
+        "data": [view(item) for item in items],
+        "hasMore": more,
+    }
+    if more and items:
+        listing["nextCursor"] = next_cursor(seq(items[-1]))
+    return ok(listing)
