@@ -26,8 +26,8 @@ from typing import Any
 
 import msgspec
 
-from .._samples import sample_data, sample_envelope
-from .._wire import iso_time, new_id
+from .._samples import sample_data, sample_envelope, wire_value
+from .._wire import camel_case, iso_time, new_id
 from .errors import ApiError, validation_error
 from .plans import ADD_ONS, Feature, Plan
 from .storage import Endpoint, Storage
@@ -55,7 +55,7 @@ BILLABLE = ("active", "trialing", "past_due")
 # Timing of the platform's scheduled work.
 TRIAL_NOTICE = timedelta(days=3)  # trial.will_end, 3 days before the trial ends
 UPCOMING_NOTICE = timedelta(days=3)  # invoice.upcoming, 3 days before a renewal
-INVOICE_DUE = timedelta(days=3)  # an open invoice becomes overdue after this
+INVOICE_DUE = timedelta(days=1)  # an open invoice becomes overdue after this
 DUNNING_RETRIES = (timedelta(days=3), timedelta(days=5), timedelta(days=7))
 FUNDS_HOLD = timedelta(days=2)  # a payment's funds become available for payout
 PAYOUT_TRANSIT = timedelta(days=2)  # a payout reaches the bank
@@ -65,6 +65,8 @@ PAYOUT_FEE = 25
 LOW_SHARE = 0.10  # credits.low / balance.low below 10% of the period's amount
 QUOTA_SHARE = 0.80  # quota.threshold_reached at 80% of the included amount
 _MAX_STEPS = 100_000  # a guard against a clock run that would never end
+#: A field value meaning "leave this optional field out of the payload".
+OMIT: Any = object()
 
 
 def add_interval(moment: datetime, interval: str, count: int = 1) -> datetime:
@@ -145,8 +147,23 @@ class Lifecycle:
             outer.extend(outcome.event_ids)
 
     def emit(self, event_type: str, **fields: Any) -> str:
-        """Emit ``event_type`` with a schema-valid payload carrying ``fields``."""
-        return self.emit_data(event_type, sample_data(event_type, **fields))
+        """Emit ``event_type`` with a schema-valid payload carrying ``fields``.
+
+        A dict given for a field the published example also has as an object is
+        merged into it (``payment_context={"reason": ...}`` keeps the other keys).
+        """
+        example = sample_data(event_type)
+        merged: dict[str, Any] = {}
+        for name, value in fields.items():
+            base = example.get(camel_case(name))
+            if isinstance(value, dict) and isinstance(base, dict):
+                value = {**base, **wire_value(value)}
+            merged[name] = value
+        data = sample_data(event_type, **{k: v for k, v in merged.items() if v is not OMIT})
+        for name, value in merged.items():
+            if value is OMIT:  # an optional field that does not apply: leave it out
+                data.pop(camel_case(name), None)
+        return self.emit_data(event_type, data)
 
     def emit_data(self, event_type: str, data: Mapping[str, Any]) -> str:
         """Emit ``event_type`` with exactly ``data`` (the ``POST /api/emulator/events`` route)."""
@@ -821,9 +838,9 @@ class Lifecycle:
             "subscription.updated",
             **self._sub_ids(sub),
             status=sub.status,
-            canceled_at=sub.canceled_at,
+            canceled_at=sub.canceled_at or OMIT,
             cancel_reason=sub.cancel_reason,
-            end_date=sub.end_date,
+            end_date=sub.end_date or OMIT,
         )
 
     def reactivate(self, subscription_id: str) -> Outcome:
@@ -1486,7 +1503,7 @@ class Lifecycle:
                     customer_id=customer.id,
                     amount=amount,
                     currency="USD",
-                    description=description,
+                    description=description or "Payment",
                     status="pending",
                     created_at=self.now(),
                 )
@@ -1570,6 +1587,10 @@ class Lifecycle:
         plan = self._known_plan(plan_id)
         with self._action() as outcome:
             customer = self.customer(customer_ref, "customerId")
+            if self.billing.current_subscription(customer.id) is None:
+                raise ApiError(
+                    409, "subscription_required", "a plan grant needs a live subscription"
+                )
             now = self.clock.now()
             grant = self.billing.plan_grants.insert(
                 PlanGrant(
@@ -1612,20 +1633,22 @@ class Lifecycle:
 
     def _grant_fields(self, grant: PlanGrant, event_type: str) -> dict[str, Any]:
         sub = self.billing.current_subscription(grant.customer_id)
+        if sub is None:  # ended since: the grant still names the last one
+            sub = self.billing.latest_subscription(grant.customer_id)
         now = self.now()
         return {
             "id": grant.id,
             "customer_id": self.customer_ref(grant.customer_id),
-            "subscription_id": sub.id if sub is not None else None,
-            "base_plan_id": sub.plan_id if sub is not None else None,
+            "subscription_id": sub.id if sub is not None else "",
+            "base_plan_id": sub.plan_id if sub is not None else "",
             "target_plan_id": grant.plan_id,
-            "target_plan_release_id": None,
+            "target_plan_release_id": f"rel_{grant.plan_id}",
             "status": grant.status,
             "duration": "until_date" if grant.ends_at else "until_revoked",
             "duration_cycles": None,
             "starts_at": grant.starts_at,
             "expires_at": grant.ends_at,
-            "reason": None,
+            "reason": "grant",
             "source": "system" if event_type == "plan_grant.expired" else "api",
             "revoked_at": now if grant.status == "revoked" else None,
             "created_at": grant.created_at,

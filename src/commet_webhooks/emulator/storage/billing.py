@@ -251,6 +251,18 @@ class BillingStores:
         )
         return found[0] if found else None
 
+    def latest_subscription(self, customer_id: str) -> Subscription | None:
+        found = self.subscriptions.where(
+            "customer_id = ?", (customer_id,), order="seq DESC LIMIT 1"
+        )
+        return found[0] if found else None
+
+    def latest_invoice(self, subscription_id: str) -> Invoice | None:
+        found = self.invoices.where(
+            "subscription_id = ?", (subscription_id,), order="rowid DESC LIMIT 1"
+        )
+        return found[0] if found else None
+
     def list_subscriptions(
         self, *, customer_id: str | None, status: str | None, after_seq: int, limit: int
     ) -> list[Subscription]:

@@ -216,13 +216,11 @@ def routes(ctx: Context) -> list[BaseRoute]:
         ctx.emitted()
         sub = outcome.subscription
         assert sub is not None
-        invoice = life.billing.invoices.where(
-            "subscription_id = ?", (sub.id,), order="rowid DESC LIMIT 1"
-        )
+        invoice = life.billing.latest_invoice(sub.id)
         return ok(
             {
                 "subscriptionId": sub.id,
-                "invoiceId": invoice[0].id if invoice else None,
+                "invoiceId": invoice.id if invoice else None,
                 "status": "succeeded" if sub.status == "active" else "processing",
                 "object": "subscription_resume",
                 "livemode": False,
