@@ -127,7 +127,10 @@ def process(
     if errors or admitted.schema_error is not None:
         if key:
             yield from _release(key, owner)
-        return _failure_answer(admitted, errors, retry=retry_on_handler_error)
+        # A drifted event alone is answered 200 even under retry_on_handler_error: a
+        # retry cannot fit it to its class before an upgrade, and repeated failures
+        # get the endpoint disabled. Handler errors keep the configured policy.
+        return _failure_answer(admitted, errors, retry=retry_on_handler_error and bool(errors))
 
     if key:
         try:

@@ -38,6 +38,8 @@ class Outcome(str, enum.Enum):
     STORE_UNAVAILABLE = "store_unavailable"
     TOO_LARGE = "too_large"
     NOT_ALLOWED = "not_allowed"
+    NOT_FOUND = "not_found"
+    """Not a webhook route (the CLI's ``listen`` receiver only)."""
 
     def __str__(self) -> str:
         return self.value
