@@ -35,14 +35,22 @@ def secret() -> str:
     return SECRET
 
 
+def _store_kinds(item: pytest.Item) -> set[str]:
+    """The services a store test talks to: by its store parameter, else by its name."""
+    kinds: set[str] = set()
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        kinds |= {callspec.params.get(name) for name in _STORE_PARAMS} & {"postgres", "redis"}
+    if item.path.parent.name == "stores":  # test_redis_..., test_postgres_...
+        words = set(getattr(item, "originalname", item.name).split("_"))
+        kinds |= words & {"postgres", "redis"}
+    return kinds
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None:
-            continue
-        for name in _STORE_PARAMS:
-            kind = callspec.params.get(name)
-            if kind in ("postgres", "redis") and item.get_closest_marker(kind) is None:
+        for kind in _store_kinds(item):
+            if item.get_closest_marker(kind) is None:
                 item.add_marker(kind)
 
 
