@@ -31,6 +31,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "src" / "commet_webhooks" / "_event_types.py"
+DOCS = ROOT / "docs" / "events.md"
+DOCS_START, DOCS_END = "<!-- events:start -->", "<!-- events:end -->"
 COMMAND = "scripts/generate_events.py"
 
 # Our own one-line summaries (never the platform's prose), by wire name.
@@ -43,7 +45,7 @@ SUMMARIES: dict[str, str] = {
     "subscription.pause_revoked": "A scheduled pause was called off.",
     "subscription.paused": "The subscription is paused: revoke access.",
     "subscription.resumed": "A paused subscription is active again: grant access.",
-    "subscription.resume_failed": "Resuming a paused subscription failed to charge.",
+    "subscription.resume_failed": "The charge to resume a paused subscription failed; it stays paused.",
     "subscription.canceled": "The subscription ended: revoke access.",
     "subscription.updated": "Subscription details changed (status, scheduled cancellation, metadata).",
     "subscription.plan_changed": "An upgrade, downgrade or billing-interval change took effect.",
@@ -53,15 +55,15 @@ SUMMARIES: dict[str, str] = {
     "subscription.plan_change_revoked": "A scheduled plan change was called off.",
     "subscription.past_due": "A renewal failed and dunning started; access is a grace decision.",
     "trial.started": "A trial began: grant trial access.",
-    "trial.converted": "A trial turned into a paid subscription.",
-    "trial.expired": "A trial ended without converting: revoke access.",
-    "trial.will_end": "A trial ends soon.",
-    "trial.checkout_ready": "A checkout link is ready to convert a trial.",
-    "checkout.ready": "A checkout link is ready for the customer.",
+    "trial.converted": "A trial turned into a paid subscription before it ran out.",
+    "trial.expired": "A trial ran out and regular billing starts (trial to paid).",
+    "trial.will_end": "A trial ends in a few days: remind the customer.",
+    "trial.checkout_ready": "A checkout link that starts a trial is ready to share.",
+    "checkout.ready": "A checkout link for a first invoice is ready to share.",
     "payment.received": "A payment settled (first payment and renewals alike).",
     "payment.failed": "A charge failed.",
     "payment.recovered": "A past-due payment was recovered.",
-    "payment.retry_failed": "A dunning retry failed.",
+    "payment.retry_failed": "Dunning ran out of retries and the subscription is canceled: revoke.",
     "payment.refunded": "A payment was refunded.",
     "payment.disputed": "A payment was disputed.",
     "payment.dispute_resolved": "A payment dispute was resolved.",
@@ -72,7 +74,7 @@ SUMMARIES: dict[str, str] = {
     "invoice.created": "A new invoice was issued.",
     "invoice.voided": "An invoice was voided.",
     "invoice.overdue": "An invoice is past its due date.",
-    "invoice.upcoming": "An invoice will be issued soon.",
+    "invoice.upcoming": "A renewal is a few days away (no amount yet).",
     "payment_method.attached": "A payment method was attached to a customer.",
     "payment_method.updated": "A customer's payment method changed.",
     "customer.created": "A customer was created.",
@@ -442,19 +444,36 @@ def render() -> str:
     return Generator(load_contract()).generate()
 
 
+def render_docs(current: str) -> str:
+    """``docs/events.md`` with its family table rewritten from the contract."""
+    families: dict[str, list[str]] = {}
+    for name in load_contract()["webhooks"]:
+        families.setdefault(name.split(".", 1)[0], []).append(name)
+    rows = ["| family | event type | class | what it means |", "|---|---|---|---|"]
+    for family, names in families.items():
+        for name in names:
+            rows.append(f"| `{family}` | `{name}` | `{camel_words(name)}` | {SUMMARIES[name]} |")
+    head, rest = current.split(DOCS_START, 1)
+    tail = rest.split(DOCS_END, 1)[1]
+    return f"{head}{DOCS_START}\n" + "\n".join(rows) + f"\n{DOCS_END}{tail}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the module is stale")
     args = parser.parse_args()
-    text = render()
+    docs = DOCS.read_text(encoding="utf-8")
+    outputs = {TARGET: render(), DOCS: render_docs(docs)}
     if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"Commet's contract changed: run {COMMAND}", file=sys.stderr)
-            return 1
+        for path, text in outputs.items():
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+            if current != text:
+                print(f"Commet's contract changed: run {COMMAND}", file=sys.stderr)
+                return 1
         return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)}")
+    for path, text in outputs.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

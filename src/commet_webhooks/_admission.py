@@ -36,6 +36,9 @@ class Admitted:
 
     body: bytes
     event: WebhookEvent
+    signature: str
+    secret_index: int = 0
+    """Which configured secret verified it (rotation: see ``SecretKeys.fingerprint``)."""
     schema_error: EventSchemaError | None = None
 
 
@@ -64,7 +67,8 @@ def admit(
         logger.warning("rejected webhook: body of %d bytes exceeds the limit", len(body))
         return Rejected(answers.TOO_LARGE)
     signature = get_header(headers, "x-commet-signature")
-    if signature is None or not keys.verify(body, signature):
+    secret_index = None if signature is None else keys.match(body, signature)
+    if signature is None or secret_index is None:
         logger.warning(
             "rejected webhook: %s signature", "missing" if signature is None else "invalid"
         )
@@ -73,7 +77,7 @@ def admit(
         event = decode_event(body)
     except EventSchemaError as drift:
         logger.warning("webhook %s accepted untyped: %s", drift.event.id or "", drift)
-        return Admitted(body, drift.event, drift)
+        return Admitted(body, drift.event, signature, secret_index, drift)
     except PayloadError as exc:
         logger.warning("rejected webhook: %s", exc)
         return Rejected(answers.invalid_payload(str(exc)), exc, body)
@@ -84,4 +88,4 @@ def admit(
             return Rejected(
                 answers.invalid_payload("event timestamp is outside the accepted tolerance", event)
             )
-    return Admitted(body, event)
+    return Admitted(body, event, signature, secret_index)

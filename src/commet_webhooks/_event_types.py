@@ -1062,7 +1062,7 @@ class SubscriptionResumed(WebhookEvent, tag="subscription.resumed"):
 
 
 class SubscriptionResumeFailed(WebhookEvent, tag="subscription.resume_failed"):
-    """Resuming a paused subscription failed to charge."""
+    """The charge to resume a paused subscription failed; it stays paused."""
 
     data: SubscriptionResumeFailedData
 
@@ -1122,31 +1122,31 @@ class TrialStarted(WebhookEvent, tag="trial.started"):
 
 
 class TrialConverted(WebhookEvent, tag="trial.converted"):
-    """A trial turned into a paid subscription."""
+    """A trial turned into a paid subscription before it ran out."""
 
     data: TrialConvertedData
 
 
 class TrialExpired(WebhookEvent, tag="trial.expired"):
-    """A trial ended without converting: revoke access."""
+    """A trial ran out and regular billing starts (trial to paid)."""
 
     data: TrialExpiredData
 
 
 class TrialWillEnd(WebhookEvent, tag="trial.will_end"):
-    """A trial ends soon."""
+    """A trial ends in a few days: remind the customer."""
 
     data: TrialWillEndData
 
 
 class TrialCheckoutReady(WebhookEvent, tag="trial.checkout_ready"):
-    """A checkout link is ready to convert a trial."""
+    """A checkout link that starts a trial is ready to share."""
 
     data: TrialCheckoutReadyData
 
 
 class CheckoutReady(WebhookEvent, tag="checkout.ready"):
-    """A checkout link is ready for the customer."""
+    """A checkout link for a first invoice is ready to share."""
 
     data: CheckoutReadyData
 
@@ -1170,7 +1170,7 @@ class PaymentRecovered(WebhookEvent, tag="payment.recovered"):
 
 
 class PaymentRetryFailed(WebhookEvent, tag="payment.retry_failed"):
-    """A dunning retry failed."""
+    """Dunning ran out of retries and the subscription is canceled: revoke."""
 
     data: PaymentRetryFailedData
 
@@ -1236,7 +1236,7 @@ class InvoiceOverdue(WebhookEvent, tag="invoice.overdue"):
 
 
 class InvoiceUpcoming(WebhookEvent, tag="invoice.upcoming"):
-    """An invoice will be issued soon."""
+    """A renewal is a few days away (no amount yet)."""
 
     data: InvoiceUpcomingData
 

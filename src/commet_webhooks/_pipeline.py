@@ -24,7 +24,17 @@ from ._router import Registered
 from .errors import StoreUnavailableError
 from .stores._base import Claim
 
-__all__ = ["ClaimOp", "CompleteOp", "Flow", "Op", "ReleaseOp", "ReportOp", "RunOp", "process"]
+__all__ = [
+    "KEEP_CLAIM",
+    "ClaimOp",
+    "CompleteOp",
+    "Flow",
+    "Op",
+    "ReleaseOp",
+    "ReportOp",
+    "RunOp",
+    "process",
+]
 
 logger = logging.getLogger("commet_webhooks")
 
@@ -45,6 +55,13 @@ class CompleteOp:
 class ReleaseOp:
     key: str
     owner: str
+    quiet: bool = False
+    """Best effort, off the answer's path: after a claim whose answer never came back."""
+
+
+KEEP_CLAIM = "commet_webhooks_keep_claim"
+"""Set on an exception thrown into the flow when handler threads still run: never
+release the claim under them; the lease, no longer renewed, expires instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +111,8 @@ def process(
         try:
             claim = yield ClaimOp(key, owner)
         except StoreUnavailableError as exc:
+            # The claim may still have landed (a timeout): free it if it is ours.
+            yield ReleaseOp(key, owner, quiet=True)
             yield ReportOp(exc, event)
             return answers.UNAVAILABLE.with_event(event)
         if claim is Claim.DONE:
@@ -107,9 +126,10 @@ def process(
     if handlers:
         try:
             errors = yield RunOp(event, handlers, key, owner)
-        except BaseException:
-            # Cancelled or interrupted mid-handler: free the claim for the retry.
-            if key:
+        except BaseException as exc:
+            # Cancelled or interrupted mid-handler: free the claim for the retry,
+            # unless a handler thread is still running (its lease will expire).
+            if key and not getattr(exc, KEEP_CLAIM, False):
                 yield from _release(key, owner)
             raise
     for handler, error in errors:
@@ -127,7 +147,10 @@ def process(
     if errors or admitted.schema_error is not None:
         if key:
             yield from _release(key, owner)
-        return _failure_answer(admitted, errors, retry=retry_on_handler_error)
+        # A drifted event alone is answered 200 even under retry_on_handler_error: a
+        # retry cannot fit it to its class before an upgrade, and repeated failures
+        # get the endpoint disabled. Handler errors keep the configured policy.
+        return _failure_answer(admitted, errors, retry=retry_on_handler_error and bool(errors))
 
     if key:
         try:

@@ -36,8 +36,14 @@ class Outcome(str, enum.Enum):
     ACCEPTED_RAW = "accepted_raw"
     """A known event type that did not fit its class: delivered untyped, see the docs."""
     STORE_UNAVAILABLE = "store_unavailable"
+    QUEUED = "queued"
+    """Verified and accepted by the task queue (``offload=``); a worker runs the handlers."""
+    OFFLOAD_UNAVAILABLE = "offload_unavailable"
+    """The task queue did not accept the delivery: answered 503 so Commet retries."""
     TOO_LARGE = "too_large"
     NOT_ALLOWED = "not_allowed"
+    NOT_FOUND = "not_found"
+    """Not a webhook route (the CLI's ``listen`` receiver only)."""
 
     def __str__(self) -> str:
         return self.value
@@ -103,6 +109,13 @@ BUSY = answer(
 TOO_LARGE = answer(413, {"received": False, "error": "Payload too large"}, Outcome.TOO_LARGE)
 NOT_ALLOWED = answer(
     405, {"received": False, "error": "Method not allowed"}, Outcome.NOT_ALLOWED, allow="POST"
+)
+QUEUED = answer(200, {"received": True, "queued": True}, Outcome.QUEUED)
+OFFLOAD_UNAVAILABLE = answer(
+    503,
+    {"received": False, "error": "Task queue unavailable"},
+    Outcome.OFFLOAD_UNAVAILABLE,
+    **{"retry-after": "60"},
 )
 UNAVAILABLE = answer(
     503,

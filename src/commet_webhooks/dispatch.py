@@ -16,19 +16,35 @@ request into ``(body, headers)`` and the returned :class:`WebhookResponse` back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import _responses as answers
 from ._admission import Admitted, admit
 from ._concurrency import gather_settled, loop_running_here, run_blocking
 from ._envelope import WebhookEvent
-from ._pipeline import ClaimOp, CompleteOp, Flow, HandlerErrors, Op, ReportOp, RunOp
+from ._lease import AsyncLeaseKeeper, LeaseRenewer, renewal_interval
+from ._observe import COMMET_TIMEOUT_SECONDS, Observer
+from ._offload import Offload, OffloadedDelivery
+from ._pipeline import (
+    KEEP_CLAIM,
+    ClaimOp,
+    CompleteOp,
+    Flow,
+    HandlerErrors,
+    Op,
+    ReleaseOp,
+    ReportOp,
+    RunOp,
+)
 from ._pipeline import process as _process
 from ._responses import Outcome, WebhookResponse
 from ._router import Handler, Registered, Router, check_keywords, registered
@@ -39,8 +55,9 @@ from ._wire import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     get_header,
+    iso_time,
 )
-from .errors import StoreUnavailableError
+from .errors import LeaseLostError, StoreUnavailableError
 from .events import HandlerKeywords
 from .stores._base import IdempotencyStore, unavailable
 
@@ -55,6 +72,9 @@ __all__ = [
     "ErrorHandler",
     "Handler",
     "HandlerKeywords",
+    "Observer",
+    "Offload",
+    "OffloadedDelivery",
     "Outcome",
     "Router",
     "WebhookResponse",
@@ -97,9 +117,13 @@ class Webhooks(Router):
         tolerance: float | None = None,
         routers: Sequence[Router] = (),
         handler_threads: int = DEFAULT_HANDLER_THREADS,
+        offload: Offload | None = None,
+        observer: Observer | None = None,
         **handlers: Unpack[HandlerKeywords],
     ) -> None:
         check_keywords(handlers, extra="on_payload, on_error, routers")
+        if offload is not None and not isinstance(offload, Offload):
+            raise TypeError("offload must have publish() and apublish() (commet_webhooks.Offload)")
         if not isinstance(max_body_bytes, int) or max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be a positive integer")
         if tolerance is not None and not tolerance > 0:
@@ -112,10 +136,16 @@ class Webhooks(Router):
         self.max_body_bytes = max_body_bytes
         self.tolerance = tolerance
         self.handler_threads = handler_threads
+        self._offload = offload
+        self.observer: Observer | None = observer
+        """Instrumentation hooks (see ``commet_webhooks.observability``); None costs nothing."""
         self._on_error: Registered | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._renew_every = renewal_interval(idempotency_store)
+        self._renewer = LeaseRenewer()
+        self._background: set[asyncio.Task[None]] = set()
         super().__init__(*routers, on_payload=on_payload, **handlers)
         if on_error is not None:
             self.on_error(on_error)
@@ -141,26 +171,7 @@ class Webhooks(Router):
         self, body: bytes | bytearray | memoryview | str, headers: Mapping[str, str]
     ) -> WebhookResponse:
         """Process one delivery and return the answer for Commet (never raises for bad input)."""
-        admission = admit(body, headers, self._keys, self.max_body_bytes, self.tolerance)
-        if not isinstance(admission, Admitted):
-            if admission.error is not None:
-                await self._report_async(ReportOp(admission.error, admission.body))
-            return admission.response
-        flow = self._flow(admission)
-        if flow is None:
-            return answers.OK.with_event(admission.event)
-        op = next(flow)
-        try:
-            while True:
-                try:
-                    result = await self._execute_async(op)
-                except BaseException as exc:  # store down, or cancelled: the flow decides
-                    op = flow.throw(exc)
-                    continue
-                op = flow.send(result)
-        except StopIteration as stop:
-            response: WebhookResponse = stop.value
-            return response
+        return await self._handle_async(body, headers, offload=self._offload is not None)
 
     def handle_sync(
         self, body: bytes | bytearray | memoryview | str, headers: Mapping[str, str]
@@ -177,26 +188,19 @@ class Webhooks(Router):
                 "Webhooks.handle_sync() was called from a running event loop, where it "
                 "would block every other request; use 'await webhooks.handle(...)'"
             )
-        admission = admit(body, headers, self._keys, self.max_body_bytes, self.tolerance)
-        if not isinstance(admission, Admitted):
-            if admission.error is not None:
-                self._report_sync(ReportOp(admission.error, admission.body))
-            return admission.response
-        flow = self._flow(admission)
-        if flow is None:
-            return answers.OK.with_event(admission.event)
-        op = next(flow)
-        try:
-            while True:
-                try:
-                    result = self._execute_sync(op)
-                except BaseException as exc:  # store down, or interrupted
-                    op = flow.throw(exc)
-                    continue
-                op = flow.send(result)
-        except StopIteration as stop:
-            response: WebhookResponse = stop.value
-            return response
+        return self._handle_sync(body, headers, offload=self._offload is not None)
+
+    async def ahandle_offloaded(self, delivery: OffloadedDelivery) -> WebhookResponse:
+        """Run a delivery a task queue carried (see ``offload=``): verify again, then handle.
+
+        The answer's ``outcome`` tells the worker what to do: ``handler_error``,
+        ``busy`` and ``store_unavailable`` are worth a retry; the rest are final.
+        """
+        return await self._handle_async(delivery.body, delivery.headers(), offload=False)
+
+    def handle_offloaded(self, delivery: OffloadedDelivery) -> WebhookResponse:
+        """:meth:`ahandle_offloaded` for synchronous workers."""
+        return self._handle_sync(delivery.body, delivery.headers(), offload=False)
 
     def preflight(
         self, method: str, content_length: str | int | None = None
@@ -237,6 +241,99 @@ class Webhooks(Router):
             retry_on_handler_error=self.retry_on_handler_error,
         )
 
+    def _offloaded(self, admitted: Admitted, context: dict[str, str]) -> OffloadedDelivery:
+        return OffloadedDelivery(
+            body=admitted.body,
+            signature=admitted.signature,
+            event_id=admitted.event.id,
+            event_type=admitted.event.event,
+            received_at=iso_time(datetime.now(timezone.utc)),
+            context=context,
+        )
+
+    def _finished(
+        self, response: WebhookResponse, started: float, token: Any
+    ) -> WebhookResponse:
+        """Budget warning and observer call, once the answer is decided."""
+        elapsed = time.monotonic() - started
+        if elapsed > COMMET_TIMEOUT_SECONDS:
+            event = response.event
+            logger.warning(
+                "handling %s %s took %.1f s, past Commet's %.0f s timeout: Commet counts "
+                "this attempt as failed and retries; move slow work off the request "
+                "(Webhooks(offload=...)) or into a background job",
+                event.event if event is not None else "a delivery",
+                (event.id or "") if event is not None else "",
+                elapsed,
+                COMMET_TIMEOUT_SECONDS,
+            )
+        if self.observer is not None:
+            _quietly(self.observer.delivery_finished, token, response, elapsed)
+        return response
+
+    def _begin(self, headers: Mapping[str, str]) -> Any:
+        return None if self.observer is None else _quietly(self.observer.delivery_started, headers)
+
+    def _admit(self, body: Any, headers: Mapping[str, str], token: Any, started: float) -> Any:
+        admission = admit(body, headers, self._keys, self.max_body_bytes, self.tolerance)
+        if self.observer is not None:
+            _quietly(self.observer.admitted, token, admission, time.monotonic() - started)
+        return admission
+
+    def _store_scope(self, token: Any, op: Op) -> contextlib.AbstractContextManager[None]:
+        if self.observer is None:
+            return _NO_SCOPE
+        return self.observer.store_call(token, _OPERATION_NAMES[type(op)])
+
+    def _handler_scope(
+        self, token: Any, handler: Registered, event: Any
+    ) -> contextlib.AbstractContextManager[None]:
+        if self.observer is None:
+            return _NO_SCOPE
+        return self.observer.handler(token, handler.name, event.event)
+
+    def _context(self, token: Any) -> dict[str, str]:
+        """Metadata that travels with an offloaded delivery (tracing context, if any)."""
+        inject = getattr(self.observer, "inject_context", None)
+        return dict(_quietly(inject, token) or {}) if inject is not None else {}
+
+    def _lease_lost(self, op: RunOp) -> Callable[[], None]:
+        """What to do when a renewal finds the claim gone: log and tell ``on_error``."""
+
+        def lost() -> None:
+            logger.warning(
+                "lease on %s expired while its handlers ran; another delivery may run them "
+                "again (raise lease_seconds, or offload slow handlers)",
+                op.key,
+            )
+            error = LeaseLostError(f"lease on {op.key} lost while {op.event.event} handlers ran")
+            report = ReportOp(error, op.event)
+            if self._on_error is None:
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._report_sync(report)  # from the renewal thread
+                return
+            task = loop.create_task(self._report_async(report))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        return lost
+
+    def _release_in_background(self, op: ReleaseOp) -> None:
+        """Best-effort, owner-checked release that never delays the answer."""
+        store = self._store
+        assert store is not None
+
+        def release() -> None:
+            try:
+                store.release(op.key, op.owner)
+            except Exception as exc:
+                logger.debug("best-effort release of %s failed: %s", op.key, exc)
+
+        threading.Thread(target=release, name="commet-webhooks-release", daemon=True).start()
+
     def _handler_pool(self) -> ThreadPoolExecutor:
         """Sync handlers' own threads, so store calls never queue behind them."""
         pid = os.getpid()
@@ -251,34 +348,102 @@ class Webhooks(Router):
 
     # ------------------------------------------------------------ async driver
 
-    async def _execute_async(self, op: Op) -> Any:
+    async def _handle_async(
+        self, body: Any, headers: Mapping[str, str], *, offload: bool
+    ) -> WebhookResponse:
+        started = time.monotonic()
+        token = self._begin(headers)
+        admission = self._admit(body, headers, token, started)
+        if not isinstance(admission, Admitted):
+            if admission.error is not None:
+                await self._report_async(ReportOp(admission.error, admission.body))
+            return self._finished(admission.response, started, token)
+        if offload:
+            return self._finished(await self._publish_async(admission, token), started, token)
+        flow = self._flow(admission)
+        if flow is None:
+            return self._finished(answers.OK.with_event(admission.event), started, token)
+        op = next(flow)
+        try:
+            while True:
+                try:
+                    result = await self._execute_async(op, token)
+                except BaseException as exc:  # store down, or cancelled: the flow decides
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(result)
+        except StopIteration as stop:
+            return self._finished(stop.value, started, token)
+
+    async def _publish_async(self, admitted: Admitted, token: Any) -> WebhookResponse:
+        assert self._offload is not None
+        try:
+            await self._offload.apublish(self._offloaded(admitted, self._context(token)))
+        except Exception as exc:
+            await self._report_async(ReportOp(exc, admitted.event))
+            return _offload_failed(admitted, exc)
+        return answers.QUEUED.with_event(admitted.event)
+
+    async def _execute_async(self, op: Op, token: Any) -> Any:
         if isinstance(op, RunOp):
-            return await self._run_async(op)
+            return await self._run_async(op, token)
         if isinstance(op, ReportOp):
             await self._report_async(op)
             return None
         store = self._store
         assert store is not None
-        try:
-            if isinstance(op, ClaimOp):
-                return await store.aclaim(op.key, op.owner)
-            if isinstance(op, CompleteOp):
-                return await store.acomplete(op.key, op.owner)
-            return await store.arelease(op.key, op.owner)
-        except Exception as exc:
-            raise _store_error(exc) from exc
+        if isinstance(op, ReleaseOp) and op.quiet:
+            self._release_in_background(op)
+            return None
+        with self._store_scope(token, op):
+            try:
+                if isinstance(op, ClaimOp):
+                    return await store.aclaim(op.key, op.owner)
+                if isinstance(op, CompleteOp):
+                    return await store.acomplete(op.key, op.owner)
+                return await store.arelease(op.key, op.owner)
+            except Exception as exc:
+                raise _store_error(exc) from exc
 
-    async def _run_async(self, op: RunOp) -> HandlerErrors:
+    async def _run_async(self, op: RunOp, token: Any) -> HandlerErrors:
+        keeper = None
+        if op.key and self._renew_every is not None:
+            keeper = AsyncLeaseKeeper(
+                self._store, op.key, op.owner, self._renew_every, self._lease_lost(op)
+            )
+        threads: list[Future[Any]] = []
+        try:
+            return await self._gather_handlers(op, token, threads)
+        except BaseException as exc:
+            if any(not thread.done() for thread in threads):
+                # handle() was cancelled while a sync handler still runs in its thread:
+                # releasing now would let a retry run it concurrently.
+                logger.warning(
+                    "delivery of %s %s interrupted while a sync handler still runs; its "
+                    "claim is kept and expires after lease_seconds",
+                    op.event.event,
+                    op.event.id or "",
+                )
+                setattr(exc, KEEP_CLAIM, True)
+            raise
+        finally:
+            if keeper is not None:
+                keeper.stop()
+
+    async def _gather_handlers(
+        self, op: RunOp, token: Any, threads: list[Future[Any]]
+    ) -> HandlerErrors:
         event = op.event
         if len(op.handlers) == 1:
             handler = op.handlers[0]
             try:
-                await self._call_async(handler, event)
+                await self._call_handler_async(handler, event, token, threads)
             except Exception as exc:
                 return [(handler, exc)]
             return []
         results = await asyncio.gather(
-            *(self._call_async(h, event) for h in op.handlers), return_exceptions=True
+            *(self._call_handler_async(h, event, token, threads) for h in op.handlers),
+            return_exceptions=True,
         )
         errors: HandlerErrors = []
         for handler, result in zip(op.handlers, results, strict=True):
@@ -288,13 +453,30 @@ class Webhooks(Router):
                 raise result
         return errors
 
-    async def _call_async(self, handler: Registered, *args: Any) -> None:
+    async def _call_handler_async(
+        self,
+        handler: Registered,
+        event: Any,
+        token: Any,
+        threads: list[Future[Any]] | None = None,
+    ) -> None:
+        if self.observer is None:
+            await self._call_async(handler, event, threads=threads)
+            return
+        with self.observer.handler(token, handler.name, event.event):
+            await self._call_async(handler, event, threads=threads)
+
+    async def _call_async(
+        self, handler: Registered, *args: Any, threads: list[Future[Any]] | None = None
+    ) -> None:
         """Run a handler from async code; a sync handler runs in the handler pool."""
         if handler.is_async:
             await handler.fn(*args)
             return
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._handler_pool(), handler.fn, *args)
+        thread = self._handler_pool().submit(handler.fn, *args)
+        if threads is not None:
+            threads.append(thread)
+        result = await asyncio.wrap_future(thread)
         if inspect.isawaitable(result):
             await result
 
@@ -309,24 +491,75 @@ class Webhooks(Router):
 
     # ------------------------------------------------------------ sync driver
 
-    def _execute_sync(self, op: Op) -> Any:
+    def _handle_sync(
+        self, body: Any, headers: Mapping[str, str], *, offload: bool
+    ) -> WebhookResponse:
+        started = time.monotonic()
+        token = self._begin(headers)
+        admission = self._admit(body, headers, token, started)
+        if not isinstance(admission, Admitted):
+            if admission.error is not None:
+                self._report_sync(ReportOp(admission.error, admission.body))
+            return self._finished(admission.response, started, token)
+        if offload:
+            return self._finished(self._publish_sync(admission, token), started, token)
+        flow = self._flow(admission)
+        if flow is None:
+            return self._finished(answers.OK.with_event(admission.event), started, token)
+        op = next(flow)
+        try:
+            while True:
+                try:
+                    result = self._execute_sync(op, token)
+                except BaseException as exc:  # store down, or interrupted
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(result)
+        except StopIteration as stop:
+            return self._finished(stop.value, started, token)
+
+    def _publish_sync(self, admitted: Admitted, token: Any) -> WebhookResponse:
+        assert self._offload is not None
+        try:
+            self._offload.publish(self._offloaded(admitted, self._context(token)))
+        except Exception as exc:
+            self._report_sync(ReportOp(exc, admitted.event))
+            return _offload_failed(admitted, exc)
+        return answers.QUEUED.with_event(admitted.event)
+
+    def _execute_sync(self, op: Op, token: Any) -> Any:
         if isinstance(op, RunOp):
-            return self._run_sync(op)
+            return self._run_sync(op, token)
         if isinstance(op, ReportOp):
             self._report_sync(op)
             return None
         store = self._store
         assert store is not None
-        try:
-            if isinstance(op, ClaimOp):
-                return store.claim(op.key, op.owner)
-            if isinstance(op, CompleteOp):
-                return store.complete(op.key, op.owner)
-            return store.release(op.key, op.owner)
-        except Exception as exc:
-            raise _store_error(exc) from exc
+        if isinstance(op, ReleaseOp) and op.quiet:
+            self._release_in_background(op)
+            return None
+        with self._store_scope(token, op):
+            try:
+                if isinstance(op, ClaimOp):
+                    return store.claim(op.key, op.owner)
+                if isinstance(op, CompleteOp):
+                    return store.complete(op.key, op.owner)
+                return store.release(op.key, op.owner)
+            except Exception as exc:
+                raise _store_error(exc) from exc
 
-    def _run_sync(self, op: RunOp) -> HandlerErrors:
+    def _run_sync(self, op: RunOp, token: Any) -> HandlerErrors:
+        if not op.key or self._renew_every is None:
+            return self._call_handlers_sync(op, token)
+        watch = self._renewer.watch(
+            self._store, op.key, op.owner, self._renew_every, self._lease_lost(op)
+        )
+        try:
+            return self._call_handlers_sync(op, token)
+        finally:
+            self._renewer.unwatch(watch)
+
+    def _call_handlers_sync(self, op: RunOp, token: Any) -> HandlerErrors:
         errors: HandlerErrors = []
         pending_async = []
         for handler in op.handlers:
@@ -334,13 +567,15 @@ class Webhooks(Router):
                 pending_async.append(handler)
                 continue
             try:
-                result = handler.fn(op.event)
-                if inspect.isawaitable(result):
-                    run_blocking(result)
+                with self._handler_scope(token, handler, op.event):
+                    result = handler.fn(op.event)
+                    if inspect.isawaitable(result):
+                        run_blocking(result)
             except Exception as exc:
                 errors.append((handler, exc))
         if pending_async:
-            results = run_blocking(gather_settled([h.fn(op.event) for h in pending_async]))
+            calls = [self._call_handler_async(h, op.event, token) for h in pending_async]
+            results = run_blocking(gather_settled(calls))
             for handler, result in zip(pending_async, results, strict=True):
                 if isinstance(result, Exception):
                     errors.append((handler, result))
@@ -356,6 +591,26 @@ class Webhooks(Router):
                 run_blocking(result)
         except Exception:
             logger.exception("on_error itself raised")
+
+
+_NO_SCOPE = contextlib.nullcontext()
+_OPERATION_NAMES: dict[type, str] = {ClaimOp: "claim", CompleteOp: "complete", ReleaseOp: "release"}
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call an observer hook; one that raises is logged, never allowed to change an answer."""
+    try:
+        return fn(*args)
+    except Exception:
+        logger.exception("observer hook %s raised", getattr(fn, "__qualname__", fn))
+        return None
+
+
+def _offload_failed(admitted: Admitted, exc: Exception) -> WebhookResponse:
+    """503: the broker did not accept the delivery, so Commet must retry it."""
+    event = admitted.event
+    logger.error("could not queue %s %s: %s", event.event, event.id or "", type(exc).__name__)
+    return answers.OFFLOAD_UNAVAILABLE.with_event(event)
 
 
 def _store_error(exc: Exception) -> StoreUnavailableError:

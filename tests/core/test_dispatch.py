@@ -515,14 +515,18 @@ async def test_handle_sync_from_worker_thread_while_loop_runs_elsewhere() -> Non
     assert response.status == 200 and seen == ["subscription.activated"]
 
 
-async def test_handle_sync_inside_a_running_loop_thread() -> None:
+async def test_handle_sync_inside_a_running_loop_is_refused_clearly() -> None:
+    """From a coroutine, handle_sync would freeze the loop: it says to await handle()."""
     seen: list[str] = []
 
     async def async_handler(event: PaymentFailed) -> None:
         seen.append(event.event)
 
     webhooks = Webhooks(SECRET, on_payment_failed=async_handler)
-    # Called straight from a coroutine: it must not try to re-enter this loop.
+    with pytest.raises(RuntimeError, match=r"await webhooks\.handle"):
+        webhooks.handle_sync(*request())
+    assert seen == []
+    # From a worker thread of the same process it is fine.
     assert (await asyncio.to_thread(webhooks.handle_sync, *request())).status == 200
     assert seen == ["payment.failed"]
 
