@@ -879,3 +879,37 @@ def test_package_exports_the_client_names() -> None:
     assert ActiveSubscription is Subscription
     assert Plan is client.SubscriptionPlan
     assert FeatureCheck(allowed=True).allowed
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def _python_block(path: Path, after: str) -> str:
+    text = path.read_text()
+    start = text.index("```python\n", text.index(after)) + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+@pytest.mark.parametrize(
+    ("doc", "after"),
+    [("README.md", "## Querying state"), ("docs/client.md", "# Querying Commet state")],
+)
+def test_the_docs_first_example_runs(
+    server: StateServer, monkeypatch: pytest.MonkeyPatch, doc: str, after: str
+) -> None:
+    from commet_webhooks.client import _core
+
+    root = Path(__file__).resolve().parents[2]
+    code = _python_block(root / doc, after)
+    server.api_key = "ck_docs_example"
+    monkeypatch.setenv("COMMET_API_KEY", "ck_docs_example")
+    code = code.replace('"ck_..."', '"ck_docs_example"')
+    monkeypatch.setattr(_core, "DEFAULT_BASE_URL", server.url)  # the docs use the real host
+    server.subscriptions["user_123"] = subscription("user_123")
+    server.features[("user_123", "advanced_analytics")] = boolean_access("advanced_analytics")
+    exec(compile(code, doc, "exec"), {})
+    assert [(s.method, s.raw_path) for s in server.seen] == [
+        ("GET", "/api/v1/subscriptions/active"),
+        ("GET", "/api/v1/feature-access/advanced_analytics"),
+        ("POST", "/api/v1/usage/events"),
+    ]
