@@ -241,8 +241,11 @@ class _Handler(BaseHTTPRequestHandler):
                 head.append(f"x-request-id: req_{request_no}")
             head += [f"{name}: {value}" for name, value in reply.headers.items()]
             raw_head = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-            self._write(raw_head, reply.drip if reply.drip_headers else 0.0)
-            self._write(body, reply.drip)
+            if reply.drip:
+                self._write(raw_head, reply.drip if reply.drip_headers else 0.0)
+                self._write(body, reply.drip)
+            else:  # one write: a split answer would wait on delayed ACKs
+                self._write(raw_head + body, 0.0)
             finished = not state.stopping.is_set()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
