@@ -388,6 +388,36 @@ def test_errors_expose_the_platform_error_object(server: StateServer) -> None:
     assert len(server.seen) == 1
 
 
+def test_errors_survive_pickling(server: StateServer, commet: Commet) -> None:
+    import pickle
+
+    server.enqueue(
+        Reply(
+            422,
+            error_body(
+                "validation_error",
+                "bad",
+                param="customerId",
+                details=[{"field": "customerId", "message": "Required"}],
+            ),
+        )
+    )
+    with pytest.raises(CommetValidationError) as info:
+        commet.subscriptions.get("u")
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is CommetValidationError
+    assert (copy.status, copy.code, copy.param, copy.request_id, copy.errors) == (
+        422,
+        "validation_error",
+        "customerId",
+        "req_1",
+        {"customerId": ["Required"]},
+    )
+    assert str(copy) == str(info.value)
+    timeout = pickle.loads(pickle.dumps(CommetTimeoutError("slow")))
+    assert (type(timeout), timeout.code, timeout.message) == (CommetTimeoutError, "timeout", "slow")
+
+
 def test_unknown_feature_is_404_not_retried(server: StateServer, commet: Commet) -> None:
     with pytest.raises(CommetAPIError) as info:
         commet.feature_access.get("ghost", customer_id="u")

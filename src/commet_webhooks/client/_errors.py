@@ -48,6 +48,11 @@ class CommetAPIError(Exception):
         self.doc_url = doc_url
         self.request_id = request_id
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its attributes, so errors survive pickling (task queues,
+        # multiprocessing) whatever their constructor's signature.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
     @property
     def status(self) -> int | None:
         """The HTTP status, same as ``status_code``."""
@@ -121,3 +126,10 @@ class CommetTimeoutError(CommetConnectionError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="timeout")
+
+
+def _restore(cls: type[CommetAPIError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
