@@ -827,14 +827,31 @@ class TestClock(ApiStruct, kw_only=True):
     livemode: bool = False
 
 
-# --------------------------------------------------------------------------- list aliases
+# --------------------------------------------------------------------------- list pages
 
-CustomerList = ListObject[Customer]
-SubscriptionList = ListObject[Subscription]
-FeatureAccessList = ListObject[FeatureAccess]
-FeatureList = ListObject[Feature]
-PlanList = ListObject[Plan]
-WebhookList = ListObject[Webhook]
+
+class CustomerList(ListObject[Customer], kw_only=True):
+    """A page of customers (``GET /api/v1/customers``)."""
+
+
+class SubscriptionList(ListObject[Subscription], kw_only=True):
+    """A page of subscriptions (``GET /api/v1/subscriptions``)."""
+
+
+class FeatureAccessList(ListObject[FeatureAccess], kw_only=True):
+    """Every feature's access for a customer (``GET /api/v1/feature-access``)."""
+
+
+class FeatureList(ListObject[Feature], kw_only=True):
+    """A page of the feature catalog (``GET /api/v1/features``)."""
+
+
+class PlanList(ListObject[Plan], kw_only=True):
+    """A page of plans (``GET /api/v1/plans``)."""
+
+
+class WebhookList(ListObject[Webhook], kw_only=True):
+    """A page of webhook endpoints (``GET /api/v1/webhooks``)."""
 
 
 # --------------------------------------------------------------------------- tolerant decoding
