@@ -40,6 +40,13 @@ from ._common import (
     require_secrets,
     warn,
 )
+from ._platform import (
+    DeliveryTimeoutOption,
+    ForwardToOption,
+    NoAutoDisableOption,
+    auto_disable,
+    register,
+)
 from ._trigger import (
     OverrideError,
     build_event,
@@ -469,8 +476,8 @@ def emulator(
             show_default=False,
             help=(
                 "Delays between delivery attempts, comma-separated seconds; divided by "
-                "--time-scale. Default: Commet's schedule, 60, 300, 900, 1800, 3600, 7200, "
-                "14400 and 21600 s."
+                "--time-scale. Default: Commet's schedule, 60, 300, 900, 1800, 3600, 3600 "
+                "and 3600 s (8 attempts)."
             ),
         ),
     ] = None,
@@ -481,9 +488,12 @@ def emulator(
             min=1,
             metavar="N",
             show_default=False,
-            help="Disable an endpoint after N events in a row whose delivery failed.",
+            help="Disable an endpoint after N events in a row whose delivery failed (default 3).",
         ),
     ] = None,
+    no_auto_disable: NoAutoDisableOption = False,
+    delivery_timeout: DeliveryTimeoutOption = None,
+    forward_to: ForwardToOption = None,
 ) -> None:
     """Run a local Commet: webhook endpoints, billing simulation, state API and dashboard."""
     if api_key is not None and not api_key.startswith("ck_"):
@@ -508,7 +518,9 @@ def emulator(
                 allow_http=allow_http,
                 plans_file=str(plans) if plans is not None else None,
                 retry_schedule=schedule,
-                auto_disable_after=auto_disable_after,
+                auto_disable_after=auto_disable(auto_disable_after, no_auto_disable),
+                timeout=delivery_timeout,
+                forward_to=forward_to,
                 sock=sock,
             )
     except sqlite3.Error as exc:
@@ -532,3 +544,6 @@ def _parse_schedule(text: str) -> list[float]:
             fail(f"--retry-schedule delays must be non-negative seconds, got {part.strip()!r}")
         delays.append(delay)
     return delays
+
+
+register(app)  # the webhooks and clock groups

@@ -22,11 +22,11 @@ from .api.http import is_loopback_host
 from .api.middleware import ApiKeyGuard, HostGuard, Idempotency, PlatformHeaders
 from .dashboard import Dashboard
 from .delivery import DeliveryEngine
-from .errors import exception_handlers
+from .errors import ApiError, exception_handlers
 from .lifecycle import Lifecycle
 from .plans import load_plans
 from .policy import DeliveryPolicy
-from .storage import Storage
+from .storage import Endpoint, Storage
 
 __all__ = ["create_app", "run"]
 
@@ -98,7 +98,23 @@ def create_app(
     app.state.db = store.db
     app.state.engine = engine
     app.state.lifecycle = lifecycle
+    app.state.context = ctx
     return app
+
+
+def _forwarding_endpoint(app: Starlette, url: str) -> Endpoint:
+    """The endpoint ``--forward-to`` uses: the live one at ``url``, or a new one for ``*``."""
+    ctx: api.Context = app.state.context
+    try:
+        checked = ctx.check_url(url)
+    except ApiError as error:
+        raise ValueError(f"--forward-to {error.message}") from None
+    for endpoint in ctx.store.endpoints.page():
+        if endpoint.url == checked and "*" in endpoint.events:
+            if not endpoint.enabled:
+                ctx.store.endpoints.update(endpoint.id, enabled=True)
+            return endpoint
+    return ctx.store.endpoints.create(checked, ["*"], description="--forward-to")
 
 
 def run(
@@ -114,6 +130,7 @@ def run(
     auto_disable_after: int | Literal["default"] | None = _DEFAULT,
     timeout: float | None = None,
     allow_private: bool | None = None,
+    forward_to: str | None = None,
     sock: socket.socket | None = None,
 ) -> None:
     """Serve the emulator with uvicorn until interrupted (blocking).
@@ -122,7 +139,9 @@ def run(
     options are as in :func:`create_app`. Private and link-local endpoint targets are
     refused by default when ``host`` is not a loopback address. With ``sock`` (an
     already listening socket) the emulator serves on it, and ``host`` and ``port``
-    are only shown; the caller keeps ownership of the socket.
+    are only shown; the caller keeps ownership of the socket. ``forward_to`` (a URL)
+    registers an endpoint for every event there, or reuses the one already there,
+    and prints its signing secret.
     """
     import uvicorn
 
@@ -163,6 +182,10 @@ def run(
     )
     if generated:
         print(f"API key: {key}", flush=True)
+    if forward_to is not None:
+        endpoint = _forwarding_endpoint(app, forward_to)
+        print(f"Forwarding every event to {endpoint.url}", flush=True)
+        print(f"Signing secret: {endpoint.secret}", flush=True)
     if not loopback:
         logger.warning(
             "listening on %s: the dashboard has no login and is meant for loopback only", host

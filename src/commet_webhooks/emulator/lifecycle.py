@@ -1877,13 +1877,15 @@ class Lifecycle:
             self.clock.move_to(target)
         finally:
             self._emitted = None
+        # The platform reports billing cycles and dunning retries; notices are not deadlines.
+        deadlines = [i for i in items if i.kind in ("billing_cycle", "dunning_retry")]
         run = {
             "id": new_id("tcr"),
             "status": "completed",
             "startedAtTime": iso_time(start),
             "targetTime": iso_time(target),
-            "estimatedDeadlineCount": len(items),
-            "completedDeadlineCount": len(items),
+            "estimatedDeadlineCount": len(deadlines),
+            "completedDeadlineCount": len(deadlines),
             "failedDeadlineCount": 0,
             "error": None,
             "items": [
@@ -1899,8 +1901,7 @@ class Lifecycle:
                     "detail": item.kind,
                     "error": None,
                 }
-                for item in items
-                if item.subscription_id and item.kind in ("billing_cycle", "dunning_retry")
+                for item in deadlines
             ],
         }
         with self.store.db.transaction():
