@@ -38,8 +38,9 @@ from typing import Any
 
 import httpx
 
-from commet_webhooks.emulator.delivery import DEFAULT_RETRY_SCHEDULE
-from commet_webhooks.emulator.state import Database
+from commet_webhooks._samples import sample_envelope
+from commet_webhooks.emulator import DEFAULT_RETRY_SCHEDULE
+from commet_webhooks.emulator.storage import Storage
 from commet_webhooks.testing import sample_data, signed_request
 
 API_KEY = "ck_bench_emulator"
@@ -126,12 +127,13 @@ def receiver() -> Iterator[str]:
 
 
 @contextmanager
-def emulator(db: Path, time_scale: float) -> Iterator[str]:
+def emulator(db: Path, time_scale: float, *, auto_disable: bool = True) -> Iterator[str]:
     port = free_port()
+    disable = "" if auto_disable else ", auto_disable_after=None"
     code = (
         "import uvicorn; from commet_webhooks.emulator import create_app; "
         f"uvicorn.run(create_app(db_path={str(db)!r}, api_key={API_KEY!r}, "
-        f"time_scale={time_scale}), host='127.0.0.1', port={port}, log_level='warning', "
+        f"time_scale={time_scale}{disable}), host='127.0.0.1', port={port}, log_level='warning', "
         "access_log=False)"
     )
     url = f"http://127.0.0.1:{port}"
@@ -191,12 +193,12 @@ def baseline(receiver_url: str, events: int, pools: int) -> float:
 
 def outbox_drain(receiver_url: str, events: int, workdir: Path) -> float:
     db_path = workdir / "drain.db"
-    db = Database(str(db_path))
-    db.create_endpoint(receiver_url + "/hook", [])
-    with db.transaction():
+    store = Storage(str(db_path))
+    endpoint = store.endpoints.create(receiver_url + "/hook", [])
+    with store.db.transaction():
         for _ in range(events):
-            db.emit("payment.failed", sample_data("payment.failed"))
-    db.close()
+            store.events.record(sample_envelope("payment.failed"), [endpoint])
+    store.close()
     httpx.get(receiver_url + "/reset", timeout=30)
     with emulator(db_path, 1.0):
         return rate(wait_arrivals(receiver_url, events))
@@ -233,7 +235,8 @@ def retry_timing(receiver_url: str, events: int, time_scale: float, workdir: Pat
     """Errors in ms of every gap between consecutive attempts of each event."""
     httpx.get(receiver_url + "/reset", timeout=30)
     attempts = len(DEFAULT_RETRY_SCHEDULE) + 1
-    with emulator(workdir / "retry.db", time_scale) as url:
+    # every event fails on purpose: auto-disable (3 failed events) would cut the run short
+    with emulator(workdir / "retry.db", time_scale, auto_disable=False) as url:
         headers = {"x-api-key": API_KEY}
         httpx.post(url + "/api/webhooks", json={"url": receiver_url + "/fail"},
                    headers=headers, timeout=30).raise_for_status()  # fmt: skip
