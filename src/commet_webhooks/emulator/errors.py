@@ -11,6 +11,7 @@ input produces a traceback in an answer.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 import msgspec
@@ -31,8 +32,10 @@ _TYPES = {
     409: "conflict_error",
     410: "not_found_error",
     413: "invalid_request_error",
+    421: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
+    503: "api_error",
 }
 _DOCS = "https://commet.co/docs/api/errors/"
 
@@ -109,6 +112,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc.detail), exc.status_code)
 
 
+async def _database_busy(request: Request, exc: Exception) -> Response:
+    """Another process holds the database (locked past the busy timeout): retry soon."""
+    text = str(exc).lower()
+    if "locked" not in text and "busy" not in text:
+        return await _server_error(request, exc)
+    logger.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+    error = ApiError(503, "database_busy", "the emulator's database is busy; retry shortly")
+    response = error_response(error, platform=is_platform_path(request.url.path))
+    response.headers["retry-after"] = "1"
+    return response
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     error = ApiError(500, "internal_error", "unexpected emulator error")
@@ -117,4 +132,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 def exception_handlers() -> dict[Any, Any]:
     """Starlette ``exception_handlers`` for the emulator's app."""
-    return {ApiError: _api_error, HTTPException: _http_error, Exception: _server_error}
+    return {
+        ApiError: _api_error,
+        HTTPException: _http_error,
+        sqlite3.OperationalError: _database_busy,
+        Exception: _server_error,
+    }
