@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -186,3 +186,91 @@ def test_browser_lists_a_delivery_and_redelivers_it(populated: Emulator, chromiu
     )
     after = populated.api("GET", f"/api/emulator/deliveries/{delivered['id']}")
     assert after["attempts"][-1]["manual"] is True
+
+
+# ---------------------------------------------------------------------- health, clock, families
+
+
+def test_endpoint_health_and_re_enable(
+    make_emulator: Callable[..., Emulator], receiver: tuple[Receiver, str]
+) -> None:
+    recorder, url = receiver
+    recorder.fail_next = 10**6
+    emulator = make_emulator(retry_schedule=[], auto_disable_after=1)
+    endpoint = emulator.endpoint(url)
+    emulator.api("POST", "/api/emulator/events", json={"event": "payment.failed"})
+    wait_until(
+        lambda: not emulator.api("GET", f"/api/webhooks/{endpoint['id']}")["enabled"],
+        what="auto-disabled",
+    )
+    html = page(emulator)
+    row = html[html.index(f'id="endpoint-{endpoint["id"]}"') :]
+    row = row[: row.index("</tr>")]
+    assert "auto-disabled" in row and 'class="enable"' in row
+    refused = httpx.post(
+        f"{emulator.url}/dashboard/endpoints/{endpoint['id']}/enable",
+        headers={"origin": "https://evil.example"},
+        timeout=30,
+    )
+    assert refused.status_code == 403
+    enabled = httpx.post(f"{emulator.url}/dashboard/endpoints/{endpoint['id']}/enable", timeout=30)
+    assert enabled.status_code == 303
+    assert emulator.api("GET", f"/api/v1/webhooks/{endpoint['id']}")["isActive"] is True
+    assert "auto-disabled" not in page(emulator)
+
+
+def test_clock_panel_advances_the_test_clock(emulator: Emulator) -> None:
+    emulator.api("POST", "/api/v1/customers", json={"externalId": "c", "email": "c@example.com"})
+    sub = emulator.api(
+        "POST", "/api/v1/subscriptions", json={"customerId": "c", "planId": "plan_starter"}
+    )
+    emulator.api("POST", f"/api/emulator/subscriptions/{sub['id']}/pay")
+    assert "real time (never advanced)" in page(emulator)
+    bad = httpx.post(f"{emulator.url}/dashboard/clock/advance", data={"days": "x"}, timeout=30)
+    assert bad.status_code == 400
+    moved = httpx.post(f"{emulator.url}/dashboard/clock/advance", data={"days": "35"}, timeout=30)
+    assert moved.status_code == 303
+    html = page(emulator)
+    assert "simulated" in html and "Last run: 1 billing deadline(s)" in html
+    renewals = emulator.api("GET", "/api/emulator/events", params={"event": "invoice.created"})
+    assert len(renewals) == 1
+
+
+def test_events_filter_by_family(populated: Emulator) -> None:
+    html = page(populated, family="invoice")
+    assert "invoice.created</code> <span" in html
+    assert "payment.failed</code> <span" not in html
+    assert '<option value="invoice" selected>' in html
+    assert "payment.failed</code> <span" in page(populated, family="nonsense")  # ignored
+
+
+@pytest.mark.browser
+def test_browser_advances_the_clock_and_re_enables_an_endpoint(
+    make_emulator: Callable[..., Emulator], receiver: tuple[Receiver, str], chromium: object
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(chromium, WebDriver)
+    recorder, url = receiver
+    recorder.fail_next = 1
+    emulator = make_emulator(retry_schedule=[], auto_disable_after=1)
+    endpoint = emulator.endpoint(url)
+    emulator.api("POST", "/api/emulator/events", json={"event": "payment.failed"})
+    wait_until(
+        lambda: not emulator.api("GET", f"/api/webhooks/{endpoint['id']}")["enabled"],
+        what="auto-disabled",
+    )
+    chromium.get(emulator.url + "/?refresh=0")
+    chromium.find_element(
+        By.CSS_SELECTOR, f'button.enable[data-endpoint="{endpoint["id"]}"]'
+    ).click()
+    wait_until(
+        lambda: emulator.api("GET", f"/api/webhooks/{endpoint['id']}")["enabled"],
+        what="re-enabled from the browser",
+    )
+    chromium.get(emulator.url + "/?refresh=0")
+    chromium.find_element(By.ID, "advance-clock").click()
+    wait_until(lambda: emulator.api("GET", "/api/v1/test-clock")["isActive"], what="advanced")
+    wait_until(lambda: "simulated" in chromium.page_source, what="the page shows it")
+    assert emulator.api("GET", "/api/v1/test-clock")["isActive"] is True
