@@ -41,10 +41,12 @@ from ._common import (
     warn,
 )
 from ._platform import (
+    ChaosOption,
     DeliveryTimeoutOption,
     ForwardToOption,
     NoAutoDisableOption,
     auto_disable,
+    check_chaos,
     register,
 )
 from ._trigger import (
@@ -494,6 +496,7 @@ def emulator(
     no_auto_disable: NoAutoDisableOption = False,
     delivery_timeout: DeliveryTimeoutOption = None,
     forward_to: ForwardToOption = None,
+    chaos: ChaosOption = None,
 ) -> None:
     """Run a local Commet: webhook endpoints, billing simulation, state API and dashboard."""
     if api_key is not None and not api_key.startswith("ck_"):
@@ -521,6 +524,7 @@ def emulator(
                 auto_disable_after=auto_disable(auto_disable_after, no_auto_disable),
                 timeout=delivery_timeout,
                 forward_to=forward_to,
+                chaos=check_chaos(chaos),
                 sock=sock,
             )
     except sqlite3.Error as exc:

@@ -19,10 +19,12 @@ from rich.table import Table
 from ._common import EXIT_FAILED, console, fail, redact
 
 __all__ = [
+    "ChaosOption",
     "DeliveryTimeoutOption",
     "ForwardToOption",
     "NoAutoDisableOption",
     "auto_disable",
+    "check_chaos",
     "register",
 ]
 
@@ -59,6 +61,33 @@ NoAutoDisableOption = Annotated[
         help="Never disable an endpoint (the platform disables one after 3 failed events).",
     ),
 ]
+
+
+ChaosOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--chaos",
+        metavar="NAME=P,...",
+        show_default=False,
+        help=(
+            "Faults production networks cause, as probabilities: duplicates, reorder, delay, "
+            "drop (and max_delay seconds, seed), e.g. duplicates=0.1,reorder=0.2."
+        ),
+    ),
+]
+
+
+def check_chaos(text: str | None) -> str | None:
+    """``--chaos`` as given, or a usage error saying what is wrong with it."""
+    if text is None:
+        return None
+    from ..emulator.chaos import parse_chaos
+
+    try:
+        parse_chaos(text)
+    except ValueError as exc:
+        fail(f"--chaos: {exc}")
+    return text
 
 
 def auto_disable(after: int | None, never: bool) -> int | Literal["default"] | None:

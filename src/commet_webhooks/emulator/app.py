@@ -20,6 +20,7 @@ except ImportError as exc:  # an optional extra is not installed
 from . import api
 from .api.http import is_loopback_host
 from .api.middleware import ApiKeyGuard, HostGuard, Idempotency, PlatformHeaders
+from .chaos import Chaos, parse_chaos
 from .dashboard import Dashboard
 from .delivery import DeliveryEngine
 from .errors import ApiError, exception_handlers
@@ -47,6 +48,7 @@ def create_app(
     timeout: float | None = None,
     allowed_hosts: Sequence[str] = (),
     allow_private: bool = True,
+    chaos: Chaos | str | None = None,
 ) -> Starlette:
     """The emulator as an ASGI app; its delivery engine runs for the app's lifespan.
 
@@ -57,7 +59,9 @@ def create_app(
     that failed; None never disables). ``time_scale`` divides every delay.
     Requests must name this host: loopback names, or one of ``allowed_hosts``
     (``"*"`` allows any). ``allow_private=False`` refuses endpoint URLs on private
-    and link-local addresses. Raises ``ValueError`` for unusable settings
+    and link-local addresses. ``chaos`` (a :class:`.Chaos` or ``"duplicates=0.1,..."``)
+    applies to every endpoint without chaos of its own. Raises ``ValueError`` for
+    unusable settings
     (``PlanCatalogError`` for a bad plan file).
     """
     if not isinstance(api_key, str) or not api_key.strip():
@@ -69,8 +73,9 @@ def create_app(
         time_scale=time_scale,
     )
     plans = load_plans(plans_file)
+    default_chaos = parse_chaos(chaos) if isinstance(chaos, str) else chaos
     store = Storage(db_path)
-    engine = DeliveryEngine(store, policy)
+    engine = DeliveryEngine(store, policy, chaos=default_chaos)
     lifecycle = Lifecycle(store, plans)
     ctx = api.Context(store, lifecycle, engine, allow_http=allow_http, allow_private=allow_private)
 
@@ -131,6 +136,7 @@ def run(
     timeout: float | None = None,
     allow_private: bool | None = None,
     forward_to: str | None = None,
+    chaos: str | None = None,
     sock: socket.socket | None = None,
 ) -> None:
     """Serve the emulator with uvicorn until interrupted (blocking).
@@ -161,6 +167,7 @@ def run(
         if loopback
         else (host, socket.gethostname(), "*" if host in ("0.0.0.0", "::") else ""),  # noqa: S104
         allow_private=loopback if allow_private is None else allow_private,
+        chaos=chaos,
     )
     if sock is not None:
         port = sock.getsockname()[1]
@@ -182,6 +189,8 @@ def run(
     )
     if generated:
         print(f"API key: {key}", flush=True)
+    if app.state.engine.chaos.active:
+        print(f"Chaos on every endpoint: {chaos}", flush=True)
     if forward_to is not None:
         endpoint = _forwarding_endpoint(app, forward_to)
         print(f"Forwarding every event to {endpoint.url}", flush=True)

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
+import random
 import sqlite3
 import time
 
 import httpx
+import msgspec
 
 from .._signing import sign
 from .._wire import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from .chaos import Chaos, ChaosRoll, roll
 from .policy import DEFAULT_RETRY_SCHEDULE, DELIVERY_TIMEOUT, DeliveryPolicy, next_state
 from .storage import Storage
 from .storage.outbox import RESPONSE_EXCERPT_BYTES, AttemptOutcome, Job
@@ -46,10 +50,15 @@ class DeliveryEngine:
         store: Storage,
         policy: DeliveryPolicy | None = None,
         *,
+        chaos: Chaos | None = None,
         concurrency: int = 64,
     ) -> None:
         self.store = store
         self.policy = policy or DeliveryPolicy()
+        #: The chaos of endpoints that have none of their own (off by default).
+        self.chaos = chaos or Chaos()
+        self._rng = random.Random(self.chaos.seed)  # noqa: S311 - dice for simulated faults
+        self._chaos_cache: dict[str, Chaos] = {}
         self.concurrency = concurrency
         self.timeout = self.policy.timeout
         self._clients: list[httpx.AsyncClient] = []
@@ -141,8 +150,40 @@ class DeliveryEngine:
             logger.error("delivery task crashed", exc_info=task.exception())
         self.wake()
 
+    def chaos_for_endpoint(self, settings: str | None) -> Chaos:
+        """The chaos for an endpoint's stored settings (JSON): its own, else the default."""
+        if settings is None:
+            return self.chaos
+        found = self._chaos_cache.get(settings)
+        if found is None:
+            try:
+                found = Chaos(**msgspec.json.decode(settings))
+            except (msgspec.DecodeError, TypeError, ValueError):
+                found = self.chaos
+            self._chaos_cache[settings] = found
+        return found
+
     async def _deliver(self, job: Job) -> None:
+        chaos = self.chaos_for_endpoint(job.chaos)
+        dice = (
+            ChaosRoll() if job.manual else roll(chaos, self._rng, already_postponed=job.postponed)
+        )
+        if dice.postpone:  # held back: the events behind it go first
+            self.store.outbox.postpone(job, time.time() + dice.postpone)
+            return
+        if dice.delay:
+            await asyncio.sleep(dice.delay)
         outcome = await self.attempt(job)
+        if dice.duplicate and outcome.ok:
+            await self.attempt(job)  # the same bytes again, as a sender that lost the answer
+        if dice.drop:
+            outcome = dataclasses.replace(
+                outcome,
+                status_code=None,
+                error="chaos: answer dropped (the receiver got the request)",
+            )
+        if dice.note:
+            outcome = dataclasses.replace(outcome, note=dice.note)
         while True:
             try:
                 disabled = self.settle(job, outcome)

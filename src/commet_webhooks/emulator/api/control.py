@@ -15,6 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..._signing import sign
+from ..._wire import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from ..chaos import Chaos
 from ..errors import validation_error
 from ..lifecycle import Outcome
 from ..storage import DELIVERY_STATUSES, Delivery, EventRecord
@@ -105,6 +108,14 @@ class GrantPatch(_Body):
     revoke: bool = False
 
 
+class ChaosIn(_Body):
+    duplicates: float = 0.0
+    reorder: float = 0.0
+    delay: float = 0.0
+    drop: float = 0.0
+    max_delay: float = 2.0
+
+
 class SeatsIn(_Body):
     feature_code: NonEmpty
     seats: Annotated[int, msgspec.Meta(ge=0, le=10**6)]
@@ -119,6 +130,7 @@ def attempt_view(attempt: Any) -> dict[str, Any]:
         "latencyMs": attempt.latency_ms,
         "error": attempt.error,
         "response": attempt.response,
+        "note": attempt.note,
     }
 
 
@@ -334,6 +346,45 @@ def routes(ctx: Context) -> list[BaseRoute]:
         outcome = life.change_grant(request.path_params["id"], days=body.days, revoke=body.revoke)
         return did(outcome, {"id": outcome.result.id, "status": outcome.result.status})
 
+    # -------------------------------------------------------------- chaos, fixtures
+
+    async def get_chaos(request: Request) -> Response:
+        endpoint = ctx.endpoint(request.path_params["id"])
+        own = endpoint.chaos is not None
+        chaos = ctx.engine.chaos_for_endpoint(endpoint.chaos)
+        return ok({**_chaos_view(chaos), "own": own})
+
+    async def set_chaos(request: Request) -> Response:
+        body = await read_body(request, ChaosIn)
+        endpoint_id = request.path_params["id"]
+        ctx.endpoint(endpoint_id)
+        try:
+            chaos = Chaos(**msgspec.structs.asdict(body))
+        except ValueError as exc:
+            raise validation_error("body", str(exc)) from None
+        store.endpoints.set_chaos(endpoint_id, msgspec.json.encode(chaos.to_dict()).decode())
+        return ok({**_chaos_view(chaos), "own": True})
+
+    async def clear_chaos(request: Request) -> Response:
+        endpoint_id = request.path_params["id"]
+        ctx.endpoint(endpoint_id)
+        store.endpoints.set_chaos(endpoint_id, None)
+        return ok({**_chaos_view(ctx.engine.chaos), "own": False})
+
+    async def fixtures(request: Request) -> Response:
+        """Recorded events as test fixtures: the exact bodies and the headers to send."""
+        secret = request.query_params.get("secret") or None
+        if secret is not None and not secret.startswith("whsec_"):
+            raise validation_error("secret", "must be a whsec_ signing secret")
+        rows = store.events.bodies(
+            event_type=request.query_params.get("event") or None,
+            family=request.query_params.get("family") or None,
+            limit=query_int(request, "limit", 100, 1000),
+        )
+        return ok(
+            [_fixture(event_id, kind, stamp, body, secret) for event_id, kind, stamp, body in rows]
+        )
+
     subs = "/api/emulator/subscriptions/{id}"
     link_actions = "{action:str}"
     return [
@@ -363,4 +414,33 @@ def routes(ctx: Context) -> list[BaseRoute]:
         Route("/api/emulator/payment-links/{id}/" + link_actions, settle_link, methods=["POST"]),
         Route("/api/emulator/plan-grants", create_grant, methods=["POST"]),
         Route("/api/emulator/plan-grants/{id}", change_grant, methods=["POST"]),
+        Route("/api/emulator/webhooks/{id}/chaos", get_chaos, methods=["GET"]),
+        Route("/api/emulator/webhooks/{id}/chaos", set_chaos, methods=["PUT"]),
+        Route("/api/emulator/webhooks/{id}/chaos", clear_chaos, methods=["DELETE"]),
+        Route("/api/emulator/fixtures", fixtures, methods=["GET"]),
     ]
+
+
+def _chaos_view(chaos: Chaos) -> dict[str, Any]:
+    return {
+        "duplicates": chaos.duplicates,
+        "reorder": chaos.reorder,
+        "delay": chaos.delay,
+        "drop": chaos.drop,
+        "maxDelay": chaos.max_delay,
+    }
+
+
+def _fixture(
+    event_id: str, kind: str, stamp: str, body: bytes, secret: str | None
+) -> dict[str, Any]:
+    """One recorded event as a receiver's test needs it (signed when ``secret`` is given)."""
+    headers = {
+        "Content-Type": "application/json",
+        EVENT_TYPE_HEADER: kind,
+        TIMESTAMP_HEADER: stamp,
+        EVENT_ID_HEADER: event_id,
+    }
+    if secret is not None:
+        headers[SIGNATURE_HEADER] = sign(body, secret)
+    return {"id": event_id, "event": kind, "headers": headers, "body": body.decode("utf-8")}

@@ -15,7 +15,7 @@ simulation's real ids and amounts; it never writes SQL or hand-builds a payload.
 
 from __future__ import annotations
 
-from .base import ACCESS_STATUSES, BILLABLE, ENDED, Clock, LifecycleBase, Outcome
+from .base import ACCESS_STATUSES, BILLABLE, ENDED, Clock, Outcome
 from .clock import ClockSteps
 from .customers import CustomerSteps
 from .usage import UsageSteps
@@ -30,6 +30,3 @@ class Lifecycle(CustomerSteps, UsageSteps, ClockSteps):
     happens at checkout, renewal, dunning, cancellation, plan changes and pauses),
     :mod:`.usage`, :mod:`.money` and :mod:`.clock`; :mod:`.base` holds what they share.
     """
-
-
-assert issubclass(Lifecycle, LifecycleBase)

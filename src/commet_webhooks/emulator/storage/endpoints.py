@@ -31,6 +31,8 @@ class Endpoint:
     consecutive_failures: int
     created_at: str
     seq: int
+    #: This endpoint's chaos settings (JSON), or None for the emulator's default.
+    chaos: str | None = None
 
     def __repr__(self) -> str:
         return f"Endpoint(id={self.id!r}, url={self.url!r}, enabled={self.enabled})"
@@ -53,6 +55,7 @@ def _endpoint(row: sqlite3.Row) -> Endpoint:
         consecutive_failures=row["consecutive_failures"],
         created_at=row["created_at"],
         seq=row["seq"] or 0,
+        chaos=row["chaos"],
     )
 
 
@@ -146,6 +149,14 @@ class EndpointStore:
                     f"UPDATE endpoints SET {assignments} WHERE id = ? AND deleted = 0",  # noqa: S608 - fixed names
                     (*changes.values(), endpoint_id),
                 )
+        return self.get(endpoint_id)
+
+    def set_chaos(self, endpoint_id: str, chaos: str | None) -> Endpoint | None:
+        """Store this endpoint's chaos settings (JSON), or None for the default."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE endpoints SET chaos = ? WHERE id = ? AND deleted = 0", (chaos, endpoint_id)
+            )
         return self.get(endpoint_id)
 
     def delete(self, endpoint_id: str) -> bool:

@@ -31,6 +31,7 @@ class Attempt:
     latency_ms: float
     error: str | None
     response: str | None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,19 @@ class EventStore:
             for row in rows
         ]
 
+    def bodies(
+        self, *, event_type: str | None, family: str | None, limit: int
+    ) -> list[tuple[str, str, str, bytes]]:
+        """(id, type, timestamp, exact body) of events, oldest first (fixtures)."""
+        where, params = self._filter(event_type, None, [family] if family else None)
+        rows = self.db.conn.execute(
+            "SELECT * FROM (SELECT id, type, timestamp, body, seq FROM events"  # noqa: S608
+            + where
+            + " ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            (*params, limit),
+        ).fetchall()
+        return [(r["id"], r["type"], r["timestamp"], bytes(r["body"])) for r in rows]
+
     def types(self) -> list[str]:
         rows = self.db.conn.execute("SELECT DISTINCT type FROM events ORDER BY type")
         return [row["type"] for row in rows]
@@ -231,6 +245,7 @@ class EventStore:
                         latency_ms=row["latency_ms"],
                         error=row["error"],
                         response=row["response"],
+                        note=row["note"],
                     )
                 )
         return result

@@ -120,5 +120,13 @@ CREATE TABLE addons (
     activated_at TEXT NOT NULL, PRIMARY KEY (subscription_id, code));
 """
 
+# Chaos on demand: an endpoint's chaos settings, a note on attempts it touched, and
+# attempts held back once in the outbox.
+_V3 = """
+ALTER TABLE endpoints ADD COLUMN chaos TEXT;
+ALTER TABLE attempts ADD COLUMN note TEXT;
+ALTER TABLE outbox ADD COLUMN postponed INTEGER NOT NULL DEFAULT 0;
+"""
+
 #: Migration ``n`` (1-based) brings a file from ``user_version`` n-1 to n.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)

@@ -20,7 +20,7 @@ RESPONSE_EXCERPT_BYTES = 500
 
 _JOB_DETAILS = (
     "SELECT d.id, d.url, d.endpoint_id, COALESCE(d.body, ev.body) AS body, ev.id AS event_id, "
-    "ev.type, ev.timestamp, ep.secret "
+    "ev.type, ev.timestamp, ep.secret, ep.chaos "
     "FROM deliveries d JOIN events ev ON ev.id = d.event_id "
     "JOIN endpoints ep ON ep.id = d.endpoint_id "
 )
@@ -40,6 +40,10 @@ class Job:
     timestamp: str
     body: bytes
     secret: str
+    #: The endpoint's chaos settings (JSON), if it has its own.
+    chaos: str | None = None
+    #: Chaos already held this attempt back once.
+    postponed: bool = False
 
     def __repr__(self) -> str:
         return f"Job(delivery_id={self.delivery_id!r}, url={self.url!r}, manual={self.manual})"
@@ -55,6 +59,8 @@ class AttemptOutcome:
     latency_ms: float
     error: str | None
     response: str | None
+    #: What chaos did to this attempt, if anything.
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -91,7 +97,7 @@ class Outbox:
         with self.db.transaction() as conn:
             claimed = conn.execute(
                 f"UPDATE outbox SET claimed = 1 WHERE id IN ({selection}) "  # noqa: S608 - fixed
-                "RETURNING id, delivery_id, manual",
+                "RETURNING id, delivery_id, manual, postponed",
                 params,
             ).fetchall()
             if not claimed:
@@ -119,6 +125,8 @@ class Outbox:
                         timestamp=info["timestamp"],
                         body=bytes(info["body"]),
                         secret=info["secret"],
+                        chaos=info["chaos"],
+                        postponed=bool(row["postponed"]),
                     )
                 )
         return jobs
@@ -145,6 +153,14 @@ class Outbox:
             )
         return True
 
+    def postpone(self, job: Job, due_at: float) -> None:
+        """Put a claimed attempt back, due later (chaos reordering)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE outbox SET claimed = 0, due_at = ?, postponed = 1 WHERE id = ?",
+                (due_at, job.outbox_id),
+            )
+
     def state_after(self, job: Job) -> DeliveryState | None:
         """The delivery as it stands now (call inside the recording transaction)."""
         conn = self.db.conn
@@ -164,7 +180,7 @@ class Outbox:
         conn = self.db.conn
         conn.execute(
             "INSERT INTO attempts (delivery_id, attempted_at, manual, status_code, latency_ms, "
-            "error, response) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "error, response, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job.delivery_id,
                 outcome.attempted_at,
@@ -173,6 +189,7 @@ class Outbox:
                 outcome.latency_ms,
                 outcome.error,
                 outcome.response,
+                outcome.note,
             ),
         )
         conn.execute("DELETE FROM outbox WHERE id = ?", (job.outbox_id,))
