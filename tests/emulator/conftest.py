@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,11 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from emulator_helpers import API_KEY, Emulator, Receiver, ThreadedServer
-
 from commet_webhooks.emulator import create_app
+from emulator.emulator_helpers import API_KEY, Emulator, Receiver, ThreadedServer
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 """Helpers for the emulator tests: threaded uvicorn servers, a recording receiver, waits.
 
-Imported by name: ``conftest.py`` puts this folder on ``sys.path``.
+Imported as ``emulator.emulator_helpers`` (``tests`` is on ``sys.path``, see ``pyproject.toml``).
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,15 +18,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from support.net import free_port
+
+__all__ = [
+    "API_KEY",
+    "Emulator",
+    "Received",
+    "Receiver",
+    "ThreadedServer",
+    "free_port",
+    "wait_until",
+]
+
 API_KEY = "ck_test_emulator_key"
 STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import API_KEY, Emulator, free_port
 
 from commet_webhooks.emulator import create_app
+from emulator.emulator_helpers import API_KEY, Emulator, free_port
 
 ROUTES = [
     ("GET", "/api/webhooks"),

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator_helpers import Emulator, Receiver
 
 from commet_webhooks import (
     InvoiceCreated,
@@ -25,6 +24,7 @@ from commet_webhooks import (
 )
 from commet_webhooks.emulator import PlanCatalogError, create_app
 from commet_webhooks.events import EVENT_TYPES
+from emulator.emulator_helpers import Emulator, Receiver
 
 CUSTOMER = "user_42"
 

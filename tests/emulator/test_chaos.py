@@ -8,10 +8,10 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from emulator_helpers import Emulator, Receiver, wait_until
 
 from commet_webhooks import construct_event
 from commet_webhooks.emulator.chaos import Chaos, parse_chaos, roll
+from emulator.emulator_helpers import Emulator, Receiver, wait_until
 from support.cli import run_cli
 
 FAST = 360_000.0  # an hour of the retry schedule lasts 10 ms

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import httpx
-from emulator_helpers import Receiver
 
 from commet_webhooks import verify
+from emulator.emulator_helpers import Receiver
 from support.cli import cli_env, run_cli, running
 from support.net import free_port
 

@@ -15,10 +15,10 @@ import commet
 import commet._http
 import pytest
 from commet import types as sdk_types
-from emulator_helpers import API_KEY, Emulator, Receiver
 
 from commet_webhooks import Commet, verify
 from commet_webhooks._api_models import Subscription, UsageFeatureAccess
+from emulator.emulator_helpers import API_KEY, Emulator, Receiver
 
 
 @pytest.fixture

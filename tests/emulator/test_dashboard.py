@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from emulator_helpers import Emulator, Receiver, wait_until
+
+from emulator.emulator_helpers import Emulator, Receiver, wait_until
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from emulator_helpers import Emulator, Receiver, ThreadedServer, free_port, wait_until
-
 from commet_webhooks import PaymentFailed, construct_event, verify
 from commet_webhooks._wire import API_VERSION
 from commet_webhooks.emulator import DEFAULT_RETRY_SCHEDULE, DeliveryPolicy
 from commet_webhooks.emulator.delivery import DELIVERY_TIMEOUT, DeliveryEngine
 from commet_webhooks.emulator.storage import AttemptOutcome, Job, Storage
+from emulator.emulator_helpers import Emulator, Receiver, ThreadedServer, free_port, wait_until
 
 SCALE = 3000  # 60 s -> 20 ms
 

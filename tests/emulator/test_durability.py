@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import API_KEY, Receiver, ThreadedServer, free_port, wait_until
 
 from commet_webhooks import verify
+from emulator.emulator_helpers import API_KEY, Receiver, ThreadedServer, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from emulator_helpers import API_KEY, Emulator, ThreadedServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +21,7 @@ from starlette.routing import Route
 
 from commet_webhooks.emulator.storage import Storage
 from commet_webhooks.emulator.storage.migrations import MIGRATIONS
+from emulator.emulator_helpers import API_KEY, Emulator, ThreadedServer
 
 
 def test_a_first_release_database_is_migrated_in_place(tmp_path: Path) -> None:
@@ -36,14 +36,14 @@ def test_a_first_release_database_is_migrated_in_place(tmp_path: Path) -> None:
     conn.close()
     store = Storage(path)
     try:
-        assert store.db.version == len(MIGRATIONS) == 2
+        assert store.db.version == len(MIGRATIONS) == 3
         (endpoint,) = store.endpoints.page()
         assert (endpoint.id, endpoint.api_version, endpoint.seq) == ("ep_old", None, 1)
         assert store.clock.offset() == 0.0
     finally:
         store.close()
     again = Storage(path)  # opening a current file changes nothing
-    assert again.db.version == 2
+    assert again.db.version == 3
     again.close()
 
 

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from emulator_helpers import Emulator, Receiver, wait_until
 
 from commet_webhooks.emulator import (
     AUTO_DISABLE_AFTER,
@@ -20,6 +19,7 @@ from commet_webhooks.emulator import (
     DeliveryPolicy,
 )
 from commet_webhooks.emulator.policy import DeliveryState, next_state
+from emulator.emulator_helpers import Emulator, Receiver, wait_until
 
 HOUR = 3600.0
 

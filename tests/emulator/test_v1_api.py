@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from emulator_helpers import API_KEY, Emulator, Receiver
 
 from commet_webhooks import verify
 from commet_webhooks._wire import API_VERSION
+from emulator.emulator_helpers import API_KEY, Emulator, Receiver
 
 
 def test_answers_carry_the_envelope_a_request_id_and_the_version(emulator: Emulator) -> None:

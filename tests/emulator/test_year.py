@@ -10,11 +10,11 @@ from typing import Any
 
 import jsonschema
 import pytest
-from emulator_helpers import Emulator, Receiver, wait_until
-from year import call, run_year
 
 from commet_webhooks import verify
 from commet_webhooks.events import EVENT_TYPES
+from emulator.emulator_helpers import Emulator, Receiver, wait_until
+from emulator.year import call, run_year
 
 
 @pytest.fixture(scope="module")

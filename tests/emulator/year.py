@@ -5,15 +5,14 @@ trials, activation, renewals, dunning (recovered and exhausted), reactivation, p
 changes (scheduled, replaced, immediate, during a trial), cancellations scheduled and
 revoked, pauses (scheduled, changed, revoked, taken, failed and successful resumes),
 usage against quotas, credits and balances, seats, add-ons, refunds and disputes,
-payment links, plan grants and payouts. Imported by name (``conftest.py`` puts this
-folder on ``sys.path``).
+payment links, plan grants and payouts.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from emulator_helpers import Emulator
+from emulator.emulator_helpers import Emulator
 
 
 def call(emulator: Emulator, method: str, path: str, body: Any = None, **params: Any) -> Any:
