@@ -38,6 +38,7 @@ from ._pipeline import (
     KEEP_CLAIM,
     ClaimOp,
     CompleteOp,
+    EventRecorder,
     Flow,
     HandlerErrors,
     Op,
@@ -144,6 +145,9 @@ class Webhooks(Router):
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._renew_every = renewal_interval(idempotency_store)
+        self._recorder = (
+            idempotency_store if isinstance(idempotency_store, EventRecorder) else None
+        )
         self._renewer = LeaseRenewer()
         self._background: set[asyncio.Task[None]] = set()
         super().__init__(*routers, on_payload=on_payload, **handlers)
@@ -398,9 +402,13 @@ class Webhooks(Router):
         with self._store_scope(token, op):
             try:
                 if isinstance(op, ClaimOp):
+                    if self._recorder is not None and op.admitted is not None:
+                        return await self._recorder.aclaim_event(op.key, op.owner, op.admitted)
                     return await store.aclaim(op.key, op.owner)
                 if isinstance(op, CompleteOp):
                     return await store.acomplete(op.key, op.owner)
+                if self._recorder is not None and op.error:
+                    return await self._recorder.arelease_failed(op.key, op.owner, op.error)
                 return await store.arelease(op.key, op.owner)
             except Exception as exc:
                 raise _store_error(exc) from exc
@@ -541,9 +549,13 @@ class Webhooks(Router):
         with self._store_scope(token, op):
             try:
                 if isinstance(op, ClaimOp):
+                    if self._recorder is not None and op.admitted is not None:
+                        return self._recorder.claim_event(op.key, op.owner, op.admitted)
                     return store.claim(op.key, op.owner)
                 if isinstance(op, CompleteOp):
                     return store.complete(op.key, op.owner)
+                if self._recorder is not None and op.error:
+                    return self._recorder.release_failed(op.key, op.owner, op.error)
                 return store.release(op.key, op.owner)
             except Exception as exc:
                 raise _store_error(exc) from exc
