@@ -104,8 +104,6 @@ __all__ = [
     "to_wire",
 ]
 
-#: The API version these structs describe; sent as ``Commet-Version`` by the client.
-
 #: A JSON number: an ``int`` when the platform sent an integer, else a ``float``.
 Number: TypeAlias = int | float
 
