@@ -74,7 +74,7 @@ def check(
         typer.Option(
             "--probe-url",
             show_default=False,
-            help="A URL answering that count (a JSON number, {\"count\": n} or plain text).",
+            help='A URL answering that count (a JSON number, {"count": n} or plain text).',
         ),
     ] = None,
     probe_event: Annotated[

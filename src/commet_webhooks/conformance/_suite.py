@@ -404,9 +404,7 @@ def _duplicate_acknowledged(ctx: _Context) -> str:
     first = ctx.post(body, headers).status_code
     second = ctx.post_until_settled(body, headers)
     if _is_2xx(first) and _is_2xx(second[-1]):
-        return (
-            f"the same delivery sent twice was answered {first}, then {_status_list(second)}."
-        )
+        return f"the same delivery sent twice was answered {first}, then {_status_list(second)}."
     route = _wrong_route(first)
     if route:
         raise _Failed(route)

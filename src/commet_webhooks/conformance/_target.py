@@ -359,9 +359,7 @@ def open_receiver(
         return AsgiReceiver(app, path, **options)
     if callable(app):
         return WsgiReceiver(app, path, **options)
-    raise TargetError(
-        f"{_name(app)} is neither an ASGI app, a WSGI app nor an aiohttp Application"
-    )
+    raise TargetError(f"{_name(app)} is neither an ASGI app, a WSGI app nor an aiohttp Application")
 
 
 def load_app(spec: str, *, fresh: bool = False) -> Any:
