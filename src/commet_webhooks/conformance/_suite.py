@@ -139,7 +139,8 @@ class _Context:
     probe_event: str
     max_body_bytes: int
     settle: float
-    probe_works: bool = False
+    probe_works: bool = False  # the probe was seen to count an authentic delivery
+    probe_dead: bool = False  # ... or seen not to, so later rules need not wait for it
 
     # -------------------------------------------------------------- deliveries
 
@@ -170,6 +171,8 @@ class _Context:
     # -------------------------------------------------------------- the probe
 
     def need_probe(self) -> Probe:
+        if self.probe_dead:
+            raise self.unmoved_probe()
         if self.probe is None:
             raise _NotChecked(
                 "needs an effect probe: a callable returning how many times your "
@@ -201,6 +204,7 @@ class _Context:
         return self.count()
 
     def unmoved_probe(self) -> _NotChecked:
+        self.probe_dead = not self.probe_works
         return _NotChecked(
             f"the effect probe did not move for an authentic {self.probe_event} delivery "
             f"(answered 2xx), so it cannot show whether a handler ran: make the probe count "
@@ -494,6 +498,8 @@ def _crash_is_retried(ctx: _Context) -> str:
     first = ctx.post(body, headers).status_code
     if _is_2xx(first):
         after = ctx.wait_for(before + 1)
+        if after == before and not ctx.probe_works:
+            raise ctx.unmoved_probe()
         if after > before:
             raise _NotChecked(
                 f"your {ctx.probe_event} handler ran to the end, so it does not call the crash "
@@ -513,6 +519,8 @@ def _crash_is_retried(ctx: _Context) -> str:
         )
     retry = ctx.post_until_settled(body, headers)
     after = ctx.wait_for(before + 1)
+    if _is_2xx(retry[-1]) and after == before and not ctx.probe_works:
+        raise ctx.unmoved_probe()
     if _is_2xx(retry[-1]) and after == before + 1:
         return (
             f"the crashed delivery was answered {first}; its retry ({_status_list(retry)}) "
