@@ -349,7 +349,7 @@ def open_receiver(
     an app object: ASGI, WSGI or ``aiohttp.web.Application``. In-process apps receive
     their deliveries at ``path``.
     """
-    if isinstance(target, str) and target.startswith(("http://", "https://")):
+    if isinstance(target, str) and "://" in target:
         return UrlReceiver(target, secret=secret, timeout=timeout)
     app = load_app(target) if isinstance(target, str) else _call_factory(target)
     options: dict[str, Any] = {"secret": secret, "timeout": timeout}
@@ -475,7 +475,7 @@ def _crashed(exc: BaseException) -> httpx.Response:
 
 def factory_for(target: Any) -> Callable[[], Any] | None:
     """How to build a second instance of ``target`` in this process, or None."""
-    if isinstance(target, str) and not target.startswith(("http://", "https://")):
+    if isinstance(target, str) and "://" not in target:
         return lambda: load_app(target, fresh=True)
     if _is_factory(target):
         return lambda: target()
