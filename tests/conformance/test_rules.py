@@ -219,3 +219,26 @@ def test_usage_errors() -> None:
         run_suite("http://127.0.0.1:9/webhooks/commet", secret="")
     with pytest.raises(ValueError, match="unknown rule"):
         run_suite("http://127.0.0.1:9/webhooks/commet", secret=SECRET, rules=["nope"])
+
+
+def test_two_instances_by_url_with_a_url_probe(
+    receiver: Any, effects: Any, commet_live_server: Any
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def count(request: Any) -> JSONResponse:
+        return JSONResponse({"count": effects.count()})
+
+    probe_url = commet_live_server(Starlette(routes=[Route("/effects", count)])) + "/effects"
+    urls = [commet_live_server(receiver()) + "/webhooks/commet" for _ in range(2)]
+    report = run_suite(*urls, secret=SECRET, probe=probe_url)
+    assert report.outcomes() == expect(), report.format()
+
+    alone = run_suite(
+        urls[0], secret=SECRET, probe=probe_url, rules=["concurrent-duplicates-run-once"]
+    )
+    result = alone["concurrent-duplicates-run-once"]
+    assert result.outcome is NOT_CHECKED
+    assert "--url twice" in result.detail
