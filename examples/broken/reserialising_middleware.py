@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -64,10 +64,8 @@ class NormaliseJson:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        try:
+        with suppress(ValueError):  # not JSON: left as it is
             body = json.dumps(json.loads(body), separators=(",", ":")).encode()
-        except ValueError:
-            pass
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
         sent = False

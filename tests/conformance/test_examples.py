@@ -218,3 +218,19 @@ def test_example_by_url_passes(name: str, tmp_path: Path, free_port: int) -> Non
     assert "second URL" in report["concurrent-duplicates-run-once"].detail or (
         "effect probe" in report["concurrent-duplicates-run-once"].detail
     )
+
+
+def test_the_examples_own_tests_pass_with_the_plugin() -> None:
+    """examples/*/test_app.py use only the plugin's fixtures (no conftest)."""
+    env = {k: v for k, v in os.environ.items() if k != "COMMET_WEBHOOK_SECRET"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "18 passed" in result.stdout
