@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from commet_webhooks import MemoryStore, SubscriptionActivated, Webhooks
 from commet_webhooks.conformance import simulate_crash
 from commet_webhooks.flask import webhook_blueprint
 
-DATA = Path(os.environ.get("EXAMPLE_DATA_DIR", ".example-data"))
+DATA = Path(os.environ.get("EXAMPLE_DATA_DIR") or Path(tempfile.gettempdir(), "commet-examples"))
 DATA.mkdir(parents=True, exist_ok=True)
 EMAILS = DATA / "memory-store-emails.sqlite3"  # the emails, shared like a real database
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import tempfile
 from contextlib import closing, suppress
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from commet_webhooks import SQLiteStore, SubscriptionActivated, Webhooks
 from commet_webhooks.conformance import simulate_crash
 from commet_webhooks.starlette import webhook_route
 
-DATA = Path(os.environ.get("EXAMPLE_DATA_DIR", ".example-data"))
+DATA = Path(os.environ.get("EXAMPLE_DATA_DIR") or Path(tempfile.gettempdir(), "commet-examples"))
 DATA.mkdir(parents=True, exist_ok=True)
 EMAILS = DATA / "reserialising-emails.sqlite3"
 
