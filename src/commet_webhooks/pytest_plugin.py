@@ -130,7 +130,7 @@ class Emulator:
     def http(self) -> httpx.Client:
         """An ``httpx.Client`` for the emulator's API (base URL and API key set)."""
         if self._http is None:
-            import httpx
+            from .conformance._deps import httpx
 
             self._http = httpx.Client(
                 base_url=self.url, headers={"x-api-key": self.api_key}, timeout=30
@@ -197,7 +197,7 @@ def start_emulator(
 
     For a fixture of another scope: ``with start_emulator(tmp_path_factory.mktemp("c")) as e``.
     """
-    import httpx
+    from .conformance._deps import httpx  # with a hint when the extra is missing
 
     key = api_key or "ck_test_" + secrets.token_hex(12)
     directory.mkdir(parents=True, exist_ok=True)

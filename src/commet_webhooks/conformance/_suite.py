@@ -18,11 +18,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from ..dispatch import DEFAULT_MAX_BODY_BYTES
 from ..events import EVENT_TYPES
 from ..testing import sample_event, signed_request
+from ._deps import httpx
 from ._hooks import CRASH_MARKER
 from ._target import (
     DEFAULT_PATH,

@@ -21,10 +21,9 @@ from types import ModuleType, TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
-
 from ..dispatch import SIGNATURE_HEADER
 from ..testing import sample_event, signed_request
+from ._deps import httpx
 
 __all__ = [
     "DEFAULT_PATH",
