@@ -242,3 +242,51 @@ def test_two_instances_by_url_with_a_url_probe(
     result = alone["concurrent-duplicates-run-once"]
     assert result.outcome is NOT_CHECKED
     assert "--url twice" in result.detail
+
+
+def test_a_receiver_that_never_answers_fails_with_a_timeout() -> None:
+    import asyncio
+
+    async def stuck(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(30)
+
+    report = run_suite(stuck, secret=SECRET, timeout=0.5, rules=["unknown-event-type-accepted"])
+    result = report["unknown-event-type-accepted"]
+    assert result.outcome is FAILED
+    assert "no answer within 0.5 s" in result.detail
+
+
+def test_an_app_file_may_import_its_sibling_modules(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, fresh_imports: None
+) -> None:
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    (tmp_path / "receiver_settings_3f.py").write_text(f"SECRET = {SECRET!r}\n")
+    (tmp_path / "main.py").write_text(
+        "from receiver_settings_3f import SECRET\n"
+        "from commet_webhooks import Webhooks\n"
+        "from commet_webhooks.wsgi import WebhookApp\n"
+        "app = WebhookApp(Webhooks(SECRET))\n"
+    )
+    report = run_suite(f"{tmp_path}/main.py:app", secret=SECRET, rules=["raw-body-verified"])
+    assert report["raw-body-verified"].outcome is PASSED, report.format()
+
+
+def test_the_same_import_string_twice_gives_two_instances(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, fresh_imports: None
+) -> None:
+    from pathlib import Path
+
+    monkeypatch.setenv("EXAMPLE_DATA_DIR", str(tmp_path))
+    spec = Path(__file__).resolve().parents[2] / "examples" / "broken" / "memory_store.py"
+    report = run_suite(
+        f"{spec}:app",
+        f"{spec}:app",
+        secret="whsec_dev",
+        probe=f"{spec}:count_welcome_emails",
+        rules=["duplicate-runs-once", "concurrent-duplicates-run-once"],
+    )
+    assert report.outcomes() == {
+        "duplicate-runs-once": PASSED,
+        "concurrent-duplicates-run-once": FAILED,
+    }, report.format()

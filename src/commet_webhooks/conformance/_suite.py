@@ -9,6 +9,7 @@ passed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import enum
 import json
 import secrets
@@ -28,6 +29,7 @@ from ._target import (
     Receiver,
     TargetError,
     factory_for,
+    load_app,
     load_object,
     open_receiver,
 )
@@ -452,7 +454,7 @@ def _concurrent_duplicates_run_once(ctx: _Context) -> str:
     receivers = (ctx.receiver, ctx.second)
     try:
         futures = [r.submit(body, headers) for r in receivers for _ in range(2)]
-        first = [f.result(ctx.receiver.timeout + 5).status_code for f in futures]
+        first = [f.result(ctx.receiver.timeout + 1).status_code for f in futures]
     except TargetError as exc:
         raise _Failed(str(exc)) from None
     final = list(first)
@@ -648,10 +650,12 @@ def run_suite(
         raise ValueError("secret is required: the signing secret your receiver verifies with")
     selected = _select(rules)
     with ExitStack() as stack:
-        receivers = [
-            stack.enter_context(open_receiver(t, secret=secret, path=path, timeout=timeout))
-            for t in targets
-        ]
+        receivers = []
+        for index, target in enumerate(targets):
+            if index and isinstance(target, str) and "://" not in target:
+                target = load_app(target, fresh=True)  # never the first instance again
+            receiver = open_receiver(target, secret=secret, path=path, timeout=timeout)
+            receivers.append(stack.enter_context(receiver))
         second, missing = _second_instance(targets, receivers, secret, path, timeout, stack)
         ctx = _Context(
             receiver=receivers[0],
@@ -715,6 +719,15 @@ def _run_rule(rule: Rule, ctx: _Context) -> RuleResult:
         detail, outcome = str(exc), Outcome.FAILED
     except _NotChecked as exc:
         detail, outcome = str(exc), Outcome.NOT_CHECKED
+    except (TimeoutError, concurrent.futures.TimeoutError):
+        detail = (
+            f"a delivery got no answer within {ctx.receiver.timeout:g} s; Commet gives up "
+            "after 10 s and retries. Answer fast and move slow work to a queue."
+        )
+        outcome = Outcome.FAILED
+    except Exception as exc:  # a surprise must not hide the other rules' results
+        detail = f"the check could not run: {type(exc).__name__}: {exc}"
+        outcome = Outcome.NOT_CHECKED
     return RuleResult(rule.id, rule.title, outcome, detail)
 
 

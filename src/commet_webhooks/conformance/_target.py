@@ -70,7 +70,7 @@ class Receiver:
 
     def post(self, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
         """POST ``body`` with ``headers`` exactly as given and return the answer."""
-        return self.submit(body, headers).result(self.timeout + 5)
+        return self.submit(body, headers).result(self.timeout + 1)
 
     def deliver(
         self,
@@ -395,6 +395,8 @@ def _import(module_part: str, fresh: bool) -> ModuleType:
             if not path.is_file():
                 raise TargetError(f"no such file: {module_part}")
             name = "_commet_app_" + "_".join(path.with_suffix("").parts[-2:]).replace("-", "_")
+            if str(path.parent) not in sys.path:
+                sys.path.append(str(path.parent))  # its sibling modules, as `python file.py`
             return _exec_file(name, path, fresh)
         if not fresh:
             return importlib.import_module(module_part)
