@@ -10,22 +10,22 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from . import _event_types
+from ._envelope import UnknownEvent, WebhookEvent
+from ._event_types import *  # noqa: F403 - every event class of the registry, generated
 from ._parsing import construct_event, parse_event, verify_and_parse
+from ._observe import Observer
+from ._offload import Offload, OffloadedDelivery
+from ._responses import Outcome
+from ._router import Router
 from ._signing import sign, verify
 from .dispatch import WebhookResponse, Webhooks
-from .errors import PayloadError, SignatureVerificationError, StoreUnavailableError, WebhookError
-from .events import (
-    EventType,
-    InvoiceCreated,
-    PaymentFailed,
-    PaymentReceived,
-    SubscriptionActivated,
-    SubscriptionCanceled,
-    SubscriptionCreated,
-    SubscriptionPlanChanged,
-    SubscriptionUpdated,
-    UnknownEvent,
-    WebhookEvent,
+from .errors import (
+    EventSchemaError,
+    PayloadError,
+    SignatureVerificationError,
+    StoreUnavailableError,
+    WebhookError,
 )
 from .stores import IdempotencyStore, MemoryStore
 
@@ -67,21 +67,18 @@ __all__ = [
     "Commet",
     "CommetAPIError",
     "CommetValidationError",
-    "EventType",
+    "EventSchemaError",
     "IdempotencyStore",
-    "InvoiceCreated",
     "MemoryStore",
+    "Observer",
+    "Offload",
+    "OffloadedDelivery",
+    "Outcome",
     "PayloadError",
-    "PaymentFailed",
-    "PaymentReceived",
+    "Router",
     "SQLiteStore",
     "SignatureVerificationError",
     "StoreUnavailableError",
-    "SubscriptionActivated",
-    "SubscriptionCanceled",
-    "SubscriptionCreated",
-    "SubscriptionPlanChanged",
-    "SubscriptionUpdated",
     "UnknownEvent",
     "WebhookError",
     "WebhookEvent",
@@ -94,3 +91,5 @@ __all__ = [
     "verify",
     "verify_and_parse",
 ]
+# The event classes (all of Commet's event types), their data structs and EventType.
+__all__ += _event_types.__all__

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-__all__ = ["missing_extra"]
+__all__ = ["MissingExtraError", "missing_extra"]
 
 
-def missing_extra(module: str, extra: str, error: ImportError) -> ImportError:
-    """An ImportError that says which extra to install, keeping the original as context."""
-    missing = error.name or str(error)
-    return ImportError(
-        f"{module} needs the optional dependency {missing!r}: "
+class MissingExtraError(ImportError):
+    """An optional dependency is missing; the message says which extra installs it."""
+
+    def __init__(self, message: str, *, extra: str, name: str | None) -> None:
+        super().__init__(message, name=name)
+        self.extra = extra
+
+
+def missing_extra(module: str, extra: str, error: ImportError) -> MissingExtraError:
+    """An ImportError that says, once, which extra to install.
+
+    Raise it ``from error``: the original error stays attached as the cause, for
+    debugging, while this message is complete on its own.
+    """
+    missing = (error.name or str(error)).split(".")[0]  # the package, not its submodule
+    return MissingExtraError(
+        f"{module} needs {missing!r}, which is not installed: "
         f'pip install "commet-webhooks[{extra}]"',
+        extra=extra,
         name=error.name,
     )

@@ -9,6 +9,7 @@ malformed signature, a non-ASCII header or an empty secret simply fails.
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 from collections.abc import Sequence
 from hashlib import sha256
@@ -63,11 +64,16 @@ class SecretKeys:
     ``repr`` never shows the secrets.
     """
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_fingerprints", "_keys")
 
     def __init__(self, secrets: str | Sequence[str]) -> None:
+        normalized = normalize_secrets(secrets)
         self._keys: tuple[_KeyedHash, ...] = tuple(
-            _KeyedHash(s.encode("utf-8")) for s in normalize_secrets(secrets)
+            _KeyedHash(s.encode("utf-8")) for s in normalized
+        )
+        # 8 hex digits of SHA-256: enough to tell secrets apart, nothing to recover them.
+        self._fingerprints = tuple(
+            "sha256:" + hashlib.sha256(s.encode("utf-8")).hexdigest()[:8] for s in normalized
         )
 
     def __len__(self) -> int:
@@ -78,22 +84,34 @@ class SecretKeys:
 
     def verify(self, payload: bytes | bytearray | memoryview | str, signature: object) -> bool:
         """True when ``signature`` is the hex HMAC of ``payload`` under any of the keys."""
+        return self.match(payload, signature) is not None
+
+    def match(self, payload: bytes | bytearray | memoryview | str, signature: object) -> int | None:
+        """The position of the secret that signed ``payload``, or None when none did.
+
+        Operators use it to see when an old secret of a rotation stops being used.
+        """
         if type(signature) is str and len(signature) == _HEX_DIGEST_LENGTH and signature.isascii():
             expected = signature.lower()  # the common case, without further checks
         else:
             normalized = _normalize_signature(signature)
             if normalized is None:
-                return False
+                return None
             expected = normalized
         body = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
         if len(self._keys) == 1:
-            return hmac.compare_digest(self._keys[0].hexdigest(body), expected)
+            return 0 if hmac.compare_digest(self._keys[0].hexdigest(body), expected) else None
         # Compare against every key (no early exit) so timing does not reveal
         # which secret of a rotation set matched.
-        matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(key.hexdigest(body), expected)
-        return matched
+        found = None
+        for index, key in enumerate(self._keys):
+            if hmac.compare_digest(key.hexdigest(body), expected) and found is None:
+                found = index
+        return found
+
+    def fingerprint(self, index: int) -> str:
+        """A short, non-reversible name for secret ``index`` (safe for logs and metrics)."""
+        return self._fingerprints[index]
 
 
 @functools.lru_cache(maxsize=32)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._envelope import UnknownEvent
+
 __all__ = [
+    "EventSchemaError",
     "PayloadError",
     "SignatureVerificationError",
     "StoreUnavailableError",
@@ -27,6 +33,20 @@ class PayloadError(WebhookError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class EventSchemaError(PayloadError):
+    """A known event type whose fields do not fit its class: Commet's contract drifted.
+
+    The envelope itself is valid, so the event is authentic and must not be lost:
+    ``event`` is it, decoded untyped (an :class:`~commet_webhooks.UnknownEvent` whose
+    ``data`` is the raw dict). ``Webhooks`` delivers it to ``on_payload`` and
+    ``on_error`` and answers 200 with a warning instead of 400.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, event: UnknownEvent) -> None:
+        super().__init__(message, field)
+        self.event = event
 
 
 class StoreUnavailableError(WebhookError):

@@ -1,75 +1,44 @@
-"""The Commet envelope, one typed class per event, and the registry of event types.
+"""The Commet envelope, one typed class per event type, and the registry of event types.
 
-The registry (:data:`EVENT_TYPES`) is the single source of truth: the dispatcher's
-``on_*`` keywords, :class:`EventType`, the sample payloads of
-:mod:`commet_webhooks.testing` and the emulator all derive from it.
+The classes are generated from Commet's published webhook contract
+(``scripts/generate_events.py`` writes :mod:`commet_webhooks._event_types`); this
+module gathers them into the registry (:data:`EVENT_TYPES`), the single source of
+truth for the dispatcher's ``on_*`` keywords, :class:`EventType`, the sample payloads
+of :mod:`commet_webhooks.testing`, the CLI and the emulator.
 
-Decoding is one pass: the eight event classes form a msgspec tagged union keyed on
-the envelope's ``event`` field, so the body goes straight to a typed event. Only an
-event type we do not model takes a second, untyped pass (into :class:`UnknownEvent`).
+Decoding is one pass: the event classes form a msgspec tagged union keyed on the
+envelope's ``event`` field, so the body goes straight to a typed event. Only a body
+the union rejects takes a second, untyped pass: an event type we do not model becomes
+an :class:`UnknownEvent`; a modelled type whose fields do not fit its class (the
+platform drifted) raises :class:`~commet_webhooks.errors.EventSchemaError`, which
+carries the untyped event so that nothing authentic is lost.
 """
 
 from __future__ import annotations
 
 import builtins
-import enum
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Union
 
 import msgspec
 
-from ._wire import TimedWireStruct, WireStruct
-from .errors import PayloadError
+from . import _event_types
+from ._envelope import UnknownEvent, WebhookEvent
+from ._event_types import *  # noqa: F403 - the generated classes are this module's API
+from ._event_types import EVENT_CLASSES, EXAMPLES, EventType
+from ._wire import validation_message
+from .errors import EventSchemaError, PayloadError
 
 __all__ = [
     "ACCESS_STATUSES",
     "EVENT_TYPES",
     "EventSpec",
-    "EventType",
-    "InvoiceCreated",
-    "InvoiceCreatedData",
-    "PaymentFailed",
-    "PaymentFailedData",
-    "PaymentReceived",
-    "PaymentReceivedData",
-    "PlanRef",
-    "SubscriptionActivated",
-    "SubscriptionActivatedData",
-    "SubscriptionCanceled",
-    "SubscriptionCanceledData",
-    "SubscriptionCreated",
-    "SubscriptionCreatedData",
-    "SubscriptionPlanChanged",
-    "SubscriptionPlanChangedData",
-    "SubscriptionUpdated",
-    "SubscriptionUpdatedData",
     "UnknownEvent",
     "WebhookEvent",
     "decode_event",
+    "handler_keyword",
 ]
-
-
-class EventType(str, enum.Enum):
-    """The eight modelled event types: ``EventType.PAYMENT_FAILED == "payment.failed"``."""
-
-    SUBSCRIPTION_CREATED = "subscription.created"
-    SUBSCRIPTION_ACTIVATED = "subscription.activated"
-    SUBSCRIPTION_CANCELED = "subscription.canceled"
-    SUBSCRIPTION_UPDATED = "subscription.updated"
-    SUBSCRIPTION_PLAN_CHANGED = "subscription.plan_changed"
-    PAYMENT_RECEIVED = "payment.received"
-    PAYMENT_FAILED = "payment.failed"
-    INVOICE_CREATED = "invoice.created"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def handler_keyword(self) -> str:
-        """The ``Webhooks`` keyword for this event: ``on_payment_failed``."""
-        return handler_keyword(self.value)
-
+__all__ += _event_types.__all__
 
 #: Subscription statuses that grant access (SPEC's rule of thumb: active or trialing).
 ACCESS_STATUSES: frozenset[str] = frozenset({"active", "trialing"})
@@ -80,212 +49,12 @@ def handler_keyword(event_type: str) -> str:
     return "on_" + event_type.replace(".", "_")
 
 
-# --------------------------------------------------------------------------- data
-
-
-class PlanRef(msgspec.Struct, kw_only=True):
-    """A plan as referenced from ``subscription.plan_changed``."""
-
-    id: str
-    name: str
-
-
-class SubscriptionCreatedData(TimedWireStruct):
-    _time_fields = ("start_date",)
-    subscription_id: str
-    customer_id: str
-    plan_id: str
-    plan_name: str
-    status: str
-    public_id: str | None = None
-    external_id: str | None = None
-    start_date: datetime | None = None
-    name: str | None = None
-
-
-class SubscriptionActivatedData(TimedWireStruct):
-    _time_fields = ("current_period_start", "current_period_end")
-    subscription_id: str
-    customer_id: str
-    status: str
-    invoice_id: str
-    invoice_number: str
-    invoice_total: int
-    invoice_currency: str
-    public_id: str | None = None
-    external_id: str | None = None
-    current_period_start: datetime | None = None
-    current_period_end: datetime | None = None
-    name: str | None = None
-
-
-class SubscriptionCanceledData(TimedWireStruct):
-    _time_fields = ("canceled_at", "end_date")
-    subscription_id: str
-    customer_id: str
-    status: str
-    external_id: str | None = None
-    canceled_at: datetime | None = None
-    cancel_reason: str | None = None
-    end_date: datetime | None = None
-
-
-class SubscriptionUpdatedData(SubscriptionCanceledData):
-    pass
-
-
-class SubscriptionPlanChangedData(WireStruct):
-    subscription_id: str
-    customer_id: str
-    previous_plan: PlanRef
-    current_plan: PlanRef
-    external_id: str | None = None
-    billing_interval: str | None = None
-    credit: int | None = None
-    charge: int | None = None
-    total_charged: int | None = None
-
-
-class PaymentReceivedData(TimedWireStruct):
-    _time_fields = ("paid_at",)
-    invoice_id: str
-    invoice_number: str
-    invoice_total: int
-    customer_id: str
-    subscription_id: str
-    payment_transaction_id: str
-    gross_amount: int
-    currency: str
-    org_net_amount: int
-    customer_email: str | None = None
-    paid_at: datetime | None = None
-
-
-class PaymentFailedData(WireStruct):
-    customer_id: str
-    subscription_id: str
-    invoice_id: str | None = None
-    invoice_number: str | None = None
-    failure_code: str | None = None
-    failure_message: str | None = None
-
-
-class InvoiceCreatedData(TimedWireStruct):
-    _time_fields = ("period_start", "period_end", "issue_date", "due_date")
-    invoice_id: str
-    invoice_number: str
-    invoice_status: str
-    currency: str
-    subtotal: int
-    total: int
-    customer_id: str
-    subscription_id: str
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-    issue_date: datetime | None = None
-    due_date: datetime | None = None
-
-
-# --------------------------------------------------------------------------- events
-
-
-class WebhookEvent(msgspec.Struct, tag_field="event", rename="camel", kw_only=True, dict=True):
-    """A verified Commet webhook: the envelope with typed ``data``.
-
-    ``raw`` is the envelope exactly as received; it is decoded from the body only
-    when first read, so the hot path pays for one decode.
-    """
-
-    timestamp: datetime
-    organization_id: str
-    id: str | None = None
-    mode: str | None = None
-    api_version: str | None = None
-    data: Any
-
-    def __post_init__(self) -> None:
-        if self.timestamp.tzinfo is None:
-            self.timestamp = self.timestamp.replace(tzinfo=timezone.utc)
-
-    @property
-    def event(self) -> str:
-        """The event type, e.g. ``"payment.failed"``."""
-        tag = self.__struct_config__.tag
-        return tag if isinstance(tag, str) else ""
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        """The envelope as received (decoded lazily from the original body)."""
-        cached: dict[str, Any] | None = self.__dict__.get("_raw")
-        if cached is None:
-            body: bytes | None = self.__dict__.get("_body")
-            # An event built in code (not received) has no body: its encoding is the envelope.
-            cached = msgspec.json.decode(body) if body is not None else msgspec.to_builtins(self)
-            self.__dict__["_raw"] = cached
-        return cached
-
-
-class SubscriptionCreated(WebhookEvent, tag="subscription.created"):
-    """A subscription was created, before payment. Do not grant access yet."""
-
-    data: SubscriptionCreatedData
-
-
-class SubscriptionActivated(WebhookEvent, tag="subscription.activated"):
-    """The first payment succeeded and the subscription is active: grant access."""
-
-    data: SubscriptionActivatedData
-
-
-class SubscriptionCanceled(WebhookEvent, tag="subscription.canceled"):
-    """The subscription was canceled."""
-
-    data: SubscriptionCanceledData
-
-
-class SubscriptionUpdated(WebhookEvent, tag="subscription.updated"):
-    """Subscription details changed (status, scheduled cancellation, metadata)."""
-
-    data: SubscriptionUpdatedData
-
-
-class SubscriptionPlanChanged(WebhookEvent, tag="subscription.plan_changed"):
-    """An upgrade, downgrade or billing-interval change."""
-
-    data: SubscriptionPlanChangedData
-
-
-class PaymentReceived(WebhookEvent, tag="payment.received"):
-    """A renewal payment succeeded (the first payment fires ``subscription.activated``)."""
-
-    data: PaymentReceivedData
-
-
-class PaymentFailed(WebhookEvent, tag="payment.failed"):
-    """A renewal charge failed."""
-
-    data: PaymentFailedData
-
-
-class InvoiceCreated(WebhookEvent, tag="invoice.created"):
-    """A new invoice, usually at the start of a period."""
-
-    data: InvoiceCreatedData
-
-
-class UnknownEvent(WebhookEvent, tag=False):
-    """Any event type this library does not model; ``data`` is the raw dict."""
-
-    event: str
-    data: dict[str, Any]
-
-
 # --------------------------------------------------------------------------- registry
 
 
 @dataclass(frozen=True)
 class EventSpec:
-    """One modelled event type."""
+    """One modelled event type: its wire name, classes and published example."""
 
     event_type: EventType
     event_class: builtins.type[WebhookEvent]
@@ -296,6 +65,11 @@ class EventSpec:
         return self.event_type.value
 
     @property
+    def family(self) -> str:
+        """The part before the dot: ``payment_link`` for ``payment_link.created``."""
+        return self.name.split(".", 1)[0]
+
+    @property
     def handler_keyword(self) -> str:
         return self.event_type.handler_keyword
 
@@ -303,39 +77,36 @@ class EventSpec:
     def description(self) -> str:
         return (self.event_class.__doc__ or "").strip()
 
+    @property
+    def example(self) -> dict[str, Any]:
+        """The contract's published example ``data`` (do not mutate; copy it)."""
+        return EXAMPLES[self.name]
+
 
 def _spec(event_class: type[WebhookEvent]) -> EventSpec:
     tag = event_class.__struct_config__.tag
     assert isinstance(tag, str)
-    data_class = msgspec.structs.fields(event_class)
-    data_type = next(f.type for f in data_class if f.name == "data")
+    data_type = next(f.type for f in msgspec.structs.fields(event_class) if f.name == "data")
     return EventSpec(event_type=EventType(tag), event_class=event_class, data_class=data_type)
 
 
-_EVENT_CLASSES: tuple[builtins.type[WebhookEvent], ...] = (
-    SubscriptionCreated,
-    SubscriptionActivated,
-    SubscriptionCanceled,
-    SubscriptionUpdated,
-    SubscriptionPlanChanged,
-    PaymentReceived,
-    PaymentFailed,
-    InvoiceCreated,
-)
-
-#: Every modelled event type, by wire name, in SPEC order.
-EVENT_TYPES: dict[str, EventSpec] = {spec.name: spec for spec in map(_spec, _EVENT_CLASSES)}
+#: Every modelled event type, by wire name, in the contract's order.
+EVENT_TYPES: dict[str, EventSpec] = {spec.name: spec for spec in map(_spec, EVENT_CLASSES)}
 assert set(EVENT_TYPES) == {t.value for t in EventType}, "registry and EventType disagree"
 
 # One tagged union over the event classes: msgspec picks the class from "event".
-_KnownEvent: Any = Union[_EVENT_CLASSES]  # noqa: UP007 - built at run time from the registry
+_KnownEvent: Any = Union[EVENT_CLASSES]  # noqa: UP007 - built at run time from the registry
 _known_decoder = msgspec.json.Decoder(_KnownEvent)
 _unknown_decoder = msgspec.json.Decoder(UnknownEvent)
 
+Body = bytes | bytearray | memoryview | str
 
-def decode_event(body: bytes | bytearray | memoryview | str) -> WebhookEvent:
+
+def decode_event(body: Body) -> WebhookEvent:
     """Decode a raw body into a typed event, or raise :class:`PayloadError`.
 
+    A modelled event type whose fields do not fit its class raises the subclass
+    :class:`EventSchemaError`, whose ``event`` is the envelope decoded untyped.
     The body is kept (not decoded again) for the lazy ``raw`` attribute.
     """
     try:
@@ -346,14 +117,16 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> WebhookEvent:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
     except (RecursionError, MemoryError, ValueError) as exc:
         raise _undecodable(exc) from None
-    event.__dict__["_body"] = bytes(body) if not isinstance(body, (bytes, str)) else body
+    _keep_body(event, body)
     return event
 
 
-def _decode_unknown(
-    body: bytes | bytearray | memoryview | str, known_error: Exception
-) -> WebhookEvent:
-    """Second pass for bodies the typed union rejected: an unmodelled type, or invalid."""
+def _keep_body(event: WebhookEvent, body: Body) -> None:
+    event.__dict__["_body"] = bytes(body) if not isinstance(body, (bytes, str)) else body
+
+
+def _decode_unknown(body: Body, known_error: msgspec.ValidationError) -> WebhookEvent:
+    """Second pass for bodies the typed union rejected: an unmodelled type, or drift."""
     try:
         event = _unknown_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -364,8 +137,13 @@ def _decode_unknown(
     except (RecursionError, MemoryError, ValueError) as exc:
         raise _undecodable(exc) from None
     if event.event in EVENT_TYPES:
-        # A modelled event whose fields are wrong: surface the typed error.
-        raise _payload_error(known_error) from None
+        # An authentic-looking envelope of a modelled type whose data does not fit.
+        message, field = validation_message(known_error)
+        _keep_body(event, body)
+        event.__dict__["_schema_error"] = message
+        raise EventSchemaError(
+            f"{event.event} does not fit its class: {message}", field=field, event=event
+        ) from None
     return event
 
 
@@ -375,10 +153,6 @@ def _undecodable(exc: BaseException) -> PayloadError:
     return PayloadError(f"body could not be decoded: {type(exc).__name__}")
 
 
-def _payload_error(exc: Exception) -> PayloadError:
-    message = str(exc)
-    field = None
-    marker = " - at `"
-    if marker in message:
-        field = message.rsplit(marker, 1)[1].rstrip("`")
+def _payload_error(exc: msgspec.ValidationError) -> PayloadError:
+    message, field = validation_message(exc)
     return PayloadError(f"invalid envelope: {message}", field=field)

@@ -141,7 +141,7 @@ def test_huge_numbers_and_duplicate_keys() -> None:
     recorder = Recorder()
     webhooks = make_webhooks(recorder)
     huge = json.dumps(sample_event("payment.received")).replace(
-        '"grossAmount": 2900', '"grossAmount": ' + "9" * 400
+        '"grossAmount": 9900', '"grossAmount": ' + "9" * 400
     )
     response = webhooks.handle_sync(*signed_request(huge.encode(), SECRET))
     # An authentic integer is accepted as the exact Python int, never a float.

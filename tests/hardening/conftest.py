@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from hardening_support import ADAPTER_TABLE, IN_PROCESS, Driver, LoopThread, in_process
+from support import adapters
+from support.adapters import Server
+from support.hardening import IN_PROCESS, Driver, LoopThread, in_process
 
 # --------------------------------------------------------------- fixtures
 
@@ -32,8 +29,8 @@ def driver(request: pytest.FixtureRequest, loop_thread: LoopThread) -> Iterator[
         yield running
 
 
-@pytest.fixture(scope="module", params=ADAPTER_TABLE.ADAPTERS, ids=lambda a: a.name)
-def real_server(request: pytest.FixtureRequest) -> Iterator[Any]:
+@pytest.fixture(scope="module", params=adapters.ADAPTERS, ids=lambda a: a.name)
+def real_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """Each adapter in turn under its real server (the adapters' table)."""
-    with ADAPTER_TABLE._run(request.param) as running:
+    with adapters.run_adapter(request.param) as running:
         yield running

@@ -15,7 +15,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hardening_strategies import (
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from commet_webhooks import sign
+from commet_webhooks.events import EVENT_TYPES
+from commet_webhooks.testing import sample_event
+from support.hardening import SECRET, Driver
+from support.hardening_strategies import (
     HOP_BY_HOP,
     Headers,
     hostile_json,
@@ -26,13 +33,6 @@ from hardening_strategies import (
     signature_line,
     signatures_in,
 )
-from hardening_support import SECRET, Driver
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-
-from commet_webhooks import sign
-from commet_webhooks.events import EVENT_TYPES
-from commet_webhooks.testing import sample_event
 
 PROPERTY = settings(
     max_examples=75,
@@ -223,6 +223,7 @@ def test_forged_content_length_is_answered_cleanly(
 
 
 def test_drivers_cover_every_adapter_of_the_real_server_table() -> None:
-    from hardening_support import ADAPTER_TABLE, IN_PROCESS
+    from support.adapters import ADAPTERS
+    from support.hardening import IN_PROCESS
 
-    assert sorted(IN_PROCESS) == sorted(a.name for a in ADAPTER_TABLE.ADAPTERS)
+    assert sorted(IN_PROCESS) == sorted(a.name for a in ADAPTERS)

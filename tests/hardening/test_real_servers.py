@@ -11,7 +11,14 @@ import json
 from typing import Any
 
 import pytest
-from hardening_strategies import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commet_webhooks import sign
+from commet_webhooks.testing import sample_event
+from support import adapters
+from support.hardening import raw_exchange
+from support.hardening_strategies import (
     HOP_BY_HOP,
     Headers,
     deep_nesting,
@@ -24,15 +31,9 @@ from hardening_strategies import (
     signature_line,
     signatures_in,
 )
-from hardening_support import ADAPTER_TABLE, raw_exchange
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from commet_webhooks import sign
-from commet_webhooks.testing import sample_event
-
-SECRET: str = ADAPTER_TABLE.SECRET
-LIMIT: int = ADAPTER_TABLE.LIMIT
+SECRET: str = adapters.SECRET
+LIMIT: int = adapters.LIMIT
 OVERSIZED = 100 * 1024
 # Noise must leave these alone for a valid request to stay valid.
 SIGNED_REQUEST_HEADERS = (b"x-commet-signature", b"x-commet-event", b"content-encoding")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hardening_support import ADAPTER_TABLE
 
 from commet_webhooks import (
     PayloadError,
@@ -30,13 +29,18 @@ from commet_webhooks import (
 )
 from commet_webhooks.stores import MemoryStore
 from commet_webhooks.testing import sample_event, signed_request
+from support import services
+from support.net import free_port
+from support.servers import serve_asgi
 
 MARKERS = ("LEAKCHECK", "hunter2pass")
 SECRET = "whsec_" + "LEAKCHECK" + "_f00dfeed"
 OLD_SECRET = "whsec_" + "LEAKCHECK" + "_0ld5ecret"
 API_KEY = "ck_live_" + "LEAKCHECK" + "_c0ffee"
-REDIS_URL = "redis://:" + "hunter2pass" + "@127.0.0.1:6379/15"
-POSTGRES_DSN = "postgresql://postgres:" + "hunter2pass" + "@127.0.0.1:5432/test"
+PASSWORD = "hunter2pass"
+# The test services (COMMET_TEST_REDIS_URL / COMMET_TEST_POSTGRES_URL), with a password added.
+REDIS_URL = services.redis_url(db=15, password=PASSWORD)
+POSTGRES_DSN = services.postgres_url(password=PASSWORD)
 
 
 def texts_of(obj: object) -> Iterator[str]:
@@ -168,7 +172,7 @@ def test_library_exceptions_never_carry_the_secret(
 
 
 def _closed_port() -> int:
-    port: int = ADAPTER_TABLE.free_port()
+    port: int = free_port()
     return port
 
 
@@ -188,6 +192,8 @@ def _exercise(store: Any) -> list[BaseException]:
     return errors
 
 
+@pytest.mark.redis
+@pytest.mark.postgres
 def test_stores_never_show_their_passwords(
     tmp_path: Path,
     everything_logged: pytest.LogCaptureFixture,
@@ -204,15 +210,15 @@ def test_stores_never_show_their_passwords(
         MemoryStore(),
         SQLiteStore(tmp_path / "keys.sqlite3"),
         RedisStore(REDIS_URL, prefix=prefix, timeout=2.0),
-        RedisStore(f"redis://:{'hunter2pass'}@127.0.0.1:{port}/0", timeout=2.0),
-        RedisStore(f"redis://user:{'hunter2pass'}@127.0.0.1:6379/15", timeout=2.0),
+        RedisStore(f"redis://:{PASSWORD}@127.0.0.1:{port}/0", timeout=2.0),
+        RedisStore(services.redis_url(db=15, user="user", password=PASSWORD), timeout=2.0),
         PostgresStore(POSTGRES_DSN, schema=schema, timeout=2.0),
-        PostgresStore(f"postgresql://postgres:{'hunter2pass'}@127.0.0.1:{port}/test", timeout=2.0),
+        PostgresStore(f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/test", timeout=2.0),
         PostgresStore(
-            f"postgresql://postgres:{'hunter2pass'}@127.0.0.1:5432/no_such_db_{uuid.uuid4().hex}",
+            services.postgres_url(database=f"no_such_db_{uuid.uuid4().hex}", password=PASSWORD),
             timeout=2.0,
         ),
-        PostgresStore(f"host=127.0.0.1 port={port} password={'hunter2pass'}", timeout=2.0),
+        PostgresStore(f"host=127.0.0.1 port={port} password={PASSWORD}", timeout=2.0),
     ]
     try:
         errors: list[BaseException] = []
@@ -248,7 +254,7 @@ def test_stores_never_show_their_passwords(
 def _drop_redis_prefix(prefix: str) -> None:
     import redis
 
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+    client = redis.Redis.from_url(services.redis_url(db=15))
     try:
         keys = list(client.scan_iter(match=prefix + "*", count=1000))
         if keys:
@@ -261,7 +267,7 @@ def _drop_postgres_schema(schema: str) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+    with psycopg.connect(services.POSTGRES_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
@@ -322,7 +328,7 @@ def test_async_client_never_shows_the_api_key_when_the_api_fails(
             await client.close()
         return []
 
-    with ADAPTER_TABLE.serve_asgi(unavailable, "") as url:
+    with serve_asgi(unavailable, "") as url:
         raised = asyncio.run(call(url))
     assert raised, "a 503 from the API raised nothing"
     assert_clean(*raised)
@@ -374,9 +380,9 @@ def test_cli_trigger_never_prints_the_secret() -> None:
     assert run_cli(*args, "--dry-run").returncode == 0
     assert run_cli(*args, "--url", f"http://127.0.0.1:{_closed_port()}/hook").returncode == 1
     assert run_cli(*args, "--set", "not-an-assignment", "--dry-run").returncode != 0
-    with ADAPTER_TABLE.serve_asgi(WebhookApp(receiver), "/hook") as url:
+    with serve_asgi(WebhookApp(receiver), "/hook") as url:
         assert run_cli(*args, "--url", url).returncode == 0
-    with ADAPTER_TABLE.serve_asgi(WebhookApp(wrong_receiver), "/hook") as url:
+    with serve_asgi(WebhookApp(wrong_receiver), "/hook") as url:
         refused = run_cli(*args, "--url", url)
         assert refused.returncode == 1 and b"403" in refused.stdout + refused.stderr
 

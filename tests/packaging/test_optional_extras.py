@@ -35,7 +35,9 @@ def import_without(module: str, hidden: str) -> subprocess.CompletedProcess[str]
 def test_missing_dependency_names_the_extra(module: str, hidden: str, extra: str) -> None:
     result = import_without(module, hidden)
     assert result.returncode != 0
-    assert f'pip install "commet-webhooks[{extra}]"' in result.stderr, result.stderr[-800:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert f'pip install "commet-webhooks[{extra}]"' in last, result.stderr[-800:]
+    assert last.count("pip install") == 1 and repr(hidden) in last, last
 
 
 def test_cli_entry_point_without_its_extra_exits_with_a_hint() -> None:
@@ -45,6 +47,9 @@ def test_cli_entry_point_without_its_extra_exits_with_a_hint() -> None:
     )
     assert result.returncode == 1
     assert "commet-webhooks[cli]" in result.stderr and "Traceback" not in result.stderr
+    # One line that says it once.
+    assert result.stderr.count("pip install") == 1, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
 
 
 def test_top_level_client_names_say_the_extra_too() -> None:

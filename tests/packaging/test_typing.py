@@ -7,16 +7,31 @@ import sys
 from pathlib import Path
 
 GOOD = """
-from commet_webhooks import PaymentFailed, SubscriptionActivated, WebhookEvent, Webhooks, Commet
+from commet_webhooks import (
+    Commet, CustomerStateChanged, PaymentFailed, Router, SubscriptionActivated, TrialStarted,
+    WebhookEvent, Webhooks,
+)
 
 async def grant(event: SubscriptionActivated) -> None:
-    total: int = event.data.invoice_total
+    total: int | float = event.data.invoice_total  # Commet types amounts as number
     print(total)
+
+def start_trial(event: TrialStarted) -> None:
+    print(event.data.trial_ends_at.isoformat() if event.data.trial_ends_at else None)
+
+async def sync_access(event: CustomerStateChanged) -> None: ...
+
+router = Router(on_trial_started=start_trial, on_customer_state_changed=sync_access)
 
 def notify(event: PaymentFailed) -> None:
     print(event.data.failure_code)
 
-webhooks = Webhooks(webhook_secret="whsec_x", on_subscription_activated=grant, on_payment_failed=notify)
+webhooks = Webhooks(
+    webhook_secret="whsec_x",
+    on_subscription_activated=grant,
+    on_payment_failed=notify,
+    routers=[router],
+)
 
 @webhooks.on("payment.failed")
 async def dunning(event: PaymentFailed) -> None: ...
@@ -34,11 +49,12 @@ allowed: bool = commet.features.check(code="x", customer_id="u").data.allowed
 """
 
 BAD = """
-from commet_webhooks import SubscriptionActivated, Webhooks
+from commet_webhooks import Router, SubscriptionActivated, Webhooks
 
 async def grant(event: SubscriptionActivated) -> None: ...
 
 Webhooks("whsec_x", on_payment_failed=grant)
+Router(on_trial_started=grant)
 """
 
 
@@ -64,3 +80,4 @@ def test_handler_for_the_wrong_event_is_flagged(tmp_path: Path) -> None:
     result = mypy(tmp_path, BAD)
     assert result.returncode == 1
     assert 'Argument "on_payment_failed" to "Webhooks"' in result.stdout, result.stdout
+    assert 'Argument "on_trial_started" to "Router"' in result.stdout, result.stdout

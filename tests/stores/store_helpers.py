@@ -21,9 +21,11 @@ from typing import Any
 
 from commet_webhooks import Webhooks
 from commet_webhooks.stores import IdempotencyStore, MemoryStore
+from support import services
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+# COMMET_TEST_REDIS_URL / COMMET_TEST_POSTGRES_URL, else the CI machine's defaults.
+REDIS_URL = services.REDIS_URL
+POSTGRES_DSN = services.POSTGRES_URL
 
 
 @dataclass(frozen=True)

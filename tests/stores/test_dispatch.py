@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ async def deliver(webhooks: Webhooks, entry: str, body: bytes, headers: dict[str
     if entry == "handle":
         response: WebhookResponse = await webhooks.handle(body, headers)
     else:
-        response = webhooks.handle_sync(body, headers)
+        response = (await asyncio.to_thread(webhooks.handle_sync, body, headers))
     return response.status, json.loads(response.body)
 
 

@@ -14,10 +14,15 @@ def main() -> None:
     try:
         from ._app import app
     except ImportError as exc:
-        print(
-            f"commet-webhooks: the command line needs the cli extra "
-            f"(pip install 'commet-webhooks[cli]'): {exc}",
-            file=sys.stderr,
-        )
+        from .._optional import MissingExtraError
+
+        if isinstance(exc, MissingExtraError):  # already names the extra: say it once
+            print(f"commet-webhooks: {exc}", file=sys.stderr)
+        else:
+            print(
+                f"commet-webhooks: the command line needs the cli extra "
+                f"(pip install 'commet-webhooks[cli]'): {exc}",
+                file=sys.stderr,
+            )
         raise SystemExit(1) from None
     app(prog_name="commet-webhooks")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -15,6 +16,8 @@ try:
     from rich.json import JSON
     from rich.markup import escape
     from rich.table import Table
+    from typer import rich_utils
+    from typer.core import TyperCommand, TyperGroup
 except ImportError as exc:  # an optional extra is not installed
     from .._optional import missing_extra
 
@@ -48,6 +51,44 @@ from ._trigger import (
 
 __all__ = ["app"]
 
+#: Help width when the output is not a terminal (a pipe, a file, a pager) and neither
+#: COLUMNS nor TERMINAL_WIDTH says otherwise: wide enough for whole lines.
+PIPED_HELP_WIDTH = 120
+
+
+def _help_width() -> int | None:
+    """The width help is rendered at: the terminal's own (None), or a wide default."""
+    if os.environ.get("TERMINAL_WIDTH") or os.environ.get("COLUMNS"):
+        return rich_utils.MAX_WIDTH  # Rich and Typer read these themselves
+    try:
+        if sys.stdout.isatty():
+            return None  # Rich measures the terminal
+    except (AttributeError, ValueError):  # a closed or replaced stdout
+        pass
+    return PIPED_HELP_WIDTH
+
+
+rich_utils.MAX_WIDTH = _help_width()
+
+
+def _flags_read_as_flags(params: Any) -> Any:
+    """Give boolean flags an empty metavar, so help shows ``--json``, not ``--json <bool>``."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> Any:
+        return _flags_read_as_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> Any:
+        return _flags_read_as_flags(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="commet-webhooks",
     help=(
@@ -56,6 +97,7 @@ app = typer.Typer(
         "Exit codes: 0 ok, 1 a check failed (invalid signature, non-2xx answer, "
         "unreachable receiver), 2 usage error."
     ),
+    cls=_Group,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -69,6 +111,7 @@ SecretOption = Annotated[
         envvar=SECRET_ENV,
         show_envvar=True,
         show_default=False,
+        metavar="SECRET",
         help="Signing secret (whsec_...).",
     ),
 ]
@@ -80,6 +123,7 @@ SecretsOption = Annotated[
         envvar=SECRET_ENV,
         show_envvar=True,
         show_default=False,
+        metavar="SECRET",
         help="Signing secret (whsec_...). Repeat to accept several while rotating.",
     ),
 ]
@@ -104,7 +148,7 @@ def _root(
     """Develop and test Commet webhooks offline."""
 
 
-@app.command()
+@app.command(cls=_Command)
 def sign(
     source: InputArgument,
     secret: SecretOption = None,
@@ -114,11 +158,14 @@ def sign(
     print(sign_payload(read_input(source), key))
 
 
-@app.command()
+@app.command(cls=_Command)
 def verify(
     source: InputArgument,
     signature: Annotated[
-        str, typer.Option("--signature", help="The X-Commet-Signature header value.")
+        str,
+        typer.Option(
+            "--signature", metavar="HEX", help="The X-Commet-Signature header value."
+        ),
     ],
     secret: SecretsOption = None,
 ) -> None:
@@ -132,7 +179,7 @@ def verify(
     raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
+@app.command(cls=_Command)
 def events() -> None:
     """List the modelled event types, their Webhooks keyword and when they fire."""
     table = Table(title="Commet event types", title_justify="left")
@@ -147,11 +194,12 @@ def events() -> None:
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def trigger(
     event: Annotated[
         str,
         typer.Argument(
+            metavar="EVENT",
             help="Event type, e.g. subscription.activated (see `commet-webhooks events`).",
             autocompletion=complete_event_type,
         ),
@@ -159,7 +207,10 @@ def trigger(
     url: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            "--url", "-u", help="Receiver URL, e.g. http://127.0.0.1:8000/webhooks/commet."
+            "--url",
+            "-u",
+            metavar="URL",
+            help="The receiver's webhook URL, path included (see the example above).",
         ),
     ] = None,
     secret: SecretOption = None,
@@ -191,14 +242,21 @@ def trigger(
             "--output",
             "-o",
             dir_okay=False,
+            metavar="FILE",
             help="With --dry-run: write the exact body bytes to this file.",
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the answer.")
+        float,
+        typer.Option(
+            "--timeout", min=0.1, metavar="SECONDS", help="Seconds to wait for the answer."
+        ),
     ] = 10.0,
 ) -> None:
     """Send a realistic, signed sample event to a receiver and show its answer.
+
+    Example: commet-webhooks trigger payment.failed --url
+    http://127.0.0.1:8000/webhooks/commet --set failure_code=expired_card
 
     Exit 0 on a 2xx answer, 1 on any other answer or when the receiver is unreachable.
     """
@@ -293,13 +351,17 @@ def _print_body(content: bytes) -> None:
     console.print(JSON(content.decode("utf-8")))
 
 
-@app.command()
+@app.command(cls=_Command)
 def listen(
     secret: SecretsOption = None,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port.")] = 8000,
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, metavar="PORT", help="Port.")
+    ] = 8000,
     path: Annotated[
-        str, typer.Option("--path", help="Path that receives webhooks.")
+        str, typer.Option("--path", metavar="PATH", help="Path that receives webhooks.")
     ] = "/webhooks/commet",
     json_lines: Annotated[
         bool, typer.Option("--json", help="Print one JSON line per delivery (for scripts).")
@@ -326,24 +388,54 @@ def listen(
     url = f"http://{shown_host}:{bound_port}{receiver.path}"
     keys = ", ".join(redact(s) for s in secrets)
     err_console.print(f"[bold]Listening[/] on [cyan]{escape(url)}[/]  secret {escape(keys)}")
-    err_console.print(
-        "[dim]Send a test event:[/] commet-webhooks trigger payment.failed --url " + url
-    )
+    _suggest_trigger(url, secrets)
     config = uvicorn.Config(receiver, log_level="warning", access_log=False, lifespan="off")
     with sock:
         uvicorn.Server(config).run(sockets=[sock])
 
 
-@app.command()
+def _suggest_trigger(url: str, secrets: list[str]) -> None:
+    """Print a ``trigger`` command that works when pasted into another shell.
+
+    The secret itself is never printed: the command reads it from the environment
+    variable, and the line above it says when that variable still has to be set.
+    """
+    from_env = os.environ.get(SECRET_ENV) in secrets
+    where = (
+        f"from a shell where {SECRET_ENV} is set, as it is here"
+        if from_env
+        else f"from another terminal, after export {SECRET_ENV}=<the secret you passed>"
+    )
+    err_console.print(f"[dim]Send a test event ({where}):[/]")
+    command = (
+        f"commet-webhooks trigger payment.failed --url {url} "
+        f'--secret "${SECRET_ENV}"'
+    )
+    err_console.print("  " + escape(command), soft_wrap=True)
+
+
+@app.command(cls=_Command)
 def emulator(
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port.")] = 8787,
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, metavar="PORT", help="Port.")
+    ] = 8787,
     db: Annotated[
-        Path, typer.Option("--db", help="SQLite file for state and the delivery outbox.")
+        Path,
+        typer.Option(
+            "--db", metavar="FILE", help="SQLite file for state and the delivery outbox."
+        ),
     ] = Path("commet-emulator.db"),
     time_scale: Annotated[
         float,
-        typer.Option("--time-scale", min=0.001, help="Divide every retry delay by this factor."),
+        typer.Option(
+            "--time-scale",
+            min=0.001,
+            metavar="FACTOR",
+            help="Divide every retry delay by this factor.",
+        ),
     ] = 1.0,
     api_key: Annotated[
         Optional[str],  # noqa: UP045
@@ -351,6 +443,7 @@ def emulator(
             "--api-key",
             envvar="COMMET_API_KEY",
             show_default=False,
+            metavar="KEY",
             help="API key (ck_...) clients must send; generated and printed when omitted.",
         ),
     ] = None,
@@ -361,7 +454,11 @@ def emulator(
     plans: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
-            "--plans", exists=True, dir_okay=False, help="JSON file replacing the plan catalog."
+            "--plans",
+            exists=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="JSON file replacing the plan catalog.",
         ),
     ] = None,
     retry_schedule: Annotated[
@@ -371,8 +468,9 @@ def emulator(
             metavar="SECONDS,...",
             show_default=False,
             help=(
-                "Delays between delivery attempts, comma-separated seconds "
-                "(default 60,300,900,1800,3600,7200,14400,21600); divided by --time-scale."
+                "Delays between delivery attempts, comma-separated seconds; divided by "
+                "--time-scale. Default: Commet's schedule, 60, 300, 900, 1800, 3600, 7200, "
+                "14400 and 21600 s."
             ),
         ),
     ] = None,

@@ -1,7 +1,8 @@
 """``listen``: a local receiver that verifies each delivery and prints it.
 
 Verification, parsing and the answer all come from :meth:`Webhooks.handle` (through
-the bare ASGI adapter); this module only routes the path and reports each outcome.
+the bare ASGI adapter); this module only routes the path and reports each answer's
+``outcome`` and ``event``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,8 +18,10 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.panel import Panel
 
-from ..asgi import WebhookApp
-from ..dispatch import WebhookResponse, Webhooks, get_header
+from .._responses import Outcome
+from .._wire import get_header
+from ..asgi import WebhookApp, send_response
+from ..dispatch import WebhookResponse, Webhooks
 from ..events import WebhookEvent
 from ..stores import MemoryStore
 from ._common import console
@@ -37,17 +39,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-# The event a delivery parsed to, captured by the catch-all handler. A mutable
-# holder rather than the value itself, so a handler running in a child task can fill it.
-_captured: ContextVar[dict[str, WebhookEvent]] = ContextVar("commet_cli_captured")
-
-
-async def _capture(event: WebhookEvent) -> None:
-    holder = _captured.get(None)
-    if holder is not None:
-        holder["event"] = event
-
 
 @dataclass(frozen=True)
 class Delivery:
@@ -82,25 +73,11 @@ class Receiver:
         started = time.perf_counter()
         path: str = scope["path"]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        answer: dict[str, Any] = {"status": 500, "body": b""}
-
-        async def send_and_record(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answer["status"] = message["status"]
-            elif message["type"] == "http.response.body":
-                answer["body"] += message.get("body", b"")
-            await send(message)
-
-        event_holder: dict[str, WebhookEvent] = {}
         if path.rstrip("/") != self.path.rstrip("/"):
-            await _send_not_found(send_and_record, self.path)
+            response = _not_found(self.path)
         else:
-            token = _captured.set(event_holder)
-            try:
-                await self.app(scope, receive, send_and_record)
-            finally:
-                _captured.reset(token)
-        response = WebhookResponse(answer["status"], answer["body"])
+            response = await self.app.respond(scope, receive)
+        await send_response(send, response)
         self.report(
             Delivery(
                 method=scope["method"],
@@ -108,7 +85,7 @@ class Receiver:
                 headers=headers,
                 body_size=_declared_size(headers),
                 response=response,
-                event=event_holder.get("event"),
+                event=response.event,
                 elapsed_ms=(time.perf_counter() - started) * 1000,
             )
         )
@@ -119,18 +96,15 @@ def _declared_size(headers: dict[str, str]) -> int:
     return int(value) if value.isdigit() else 0
 
 
-async def _send_not_found(send: Send, path: str) -> None:
+def _not_found(path: str) -> WebhookResponse:
     body = json.dumps({"received": False, "error": f"Not found: webhooks are received at {path}"})
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 404, "headers": headers})
-    await send({"type": "http.response.body", "body": body.encode()})
+    headers = {"content-type": "application/json"}
+    return WebhookResponse(404, body.encode(), headers, Outcome.NOT_FOUND)
 
 
 def build_receiver(secrets: list[str], path: str, report: Reporter) -> Receiver:
     """A receiver that verifies with ``secrets`` and answers duplicates as Commet expects."""
-    webhooks = Webhooks(
-        webhook_secret=secrets, on_payload=_capture, idempotency_store=MemoryStore()
-    )
+    webhooks = Webhooks(webhook_secret=secrets, idempotency_store=MemoryStore())
     return Receiver(webhooks, path, report)
 
 
@@ -148,10 +122,6 @@ def _error_text(response: WebhookResponse) -> str:
     return ": ".join(parts)
 
 
-def _is_duplicate(response: WebhookResponse) -> bool:
-    return response.ok and b'"duplicate"' in response.body
-
-
 def print_delivery(delivery: Delivery) -> None:
     """Pretty-print one delivery: the verified event, or a red line saying why it was refused."""
     now = datetime.now().strftime("%H:%M:%S")
@@ -162,7 +132,7 @@ def print_delivery(delivery: Delivery) -> None:
     if event is not None:
         label = event.event
     head = f"[dim]{now}[/] {delivery.method} {escape(delivery.path)} -> "
-    if status == 403:
+    if response.outcome is Outcome.INVALID_SIGNATURE:
         why = (
             "no X-Commet-Signature header"
             if get_header(delivery.headers, "x-commet-signature") is None
@@ -173,8 +143,14 @@ def print_delivery(delivery: Delivery) -> None:
             f"({delivery.body_size} bytes) rejected: {why}[/]"
         )
         return
-    if _is_duplicate(response):
+    if response.outcome is Outcome.DUPLICATE:
         console.print(f"{head}[bold yellow]{status} duplicate[/] {escape(label)}: handlers skipped")
+        return
+    if response.outcome is Outcome.ACCEPTED_RAW and event is not None:
+        console.print(
+            f"{head}[bold yellow]{status} accepted untyped[/] {escape(label)}: "
+            f"{escape(event.schema_error or '')} (handlers for this type skipped)"
+        )
         return
     if not response.ok or event is None:
         reason = _error_text(response) or "refused"
@@ -198,12 +174,12 @@ def json_delivery(delivery: Delivery) -> None:
     duplicate, or a 400 (signed correctly, but the body is not a valid event).
     """
     event = delivery.event
-    duplicate = _is_duplicate(delivery.response)
+    outcome = delivery.response.outcome
     line: dict[str, Any] = {
         "status": delivery.response.status,
-        # A 400 means the signature checked out and the body itself was refused.
-        "verified": event is not None or duplicate or delivery.response.status == 400,
-        "duplicate": duplicate,
+        "outcome": outcome.value,
+        "verified": event is not None or outcome is Outcome.INVALID_PAYLOAD,
+        "duplicate": outcome is Outcome.DUPLICATE,
         "event": event.event if event else get_header(delivery.headers, "x-commet-event"),
         "class": type(event).__name__ if event else None,
         "error": _error_text(delivery.response) or None,

@@ -9,8 +9,9 @@ from typing import Any
 
 import msgspec
 
+from .._wire import ENVELOPE_KEYS, camel_case
 from ..events import EVENT_TYPES
-from ..testing import _ENVELOPE_KEYS, camel_case, sample_event
+from ..testing import sample_event
 
 __all__ = [
     "OverrideError",
@@ -67,7 +68,7 @@ def unknown_fields(event_type: str, paths: Iterable[list[str]]) -> list[str]:
     unknown: list[str] = []
     for path in paths:
         top = path[1] if path[0] == "data" and len(path) > 1 else path[0]
-        if len(path) == 1 and (top in _ENVELOPE_KEYS or top == "data"):
+        if len(path) == 1 and (top in ENVELOPE_KEYS or top == "data"):
             continue
         if camel_case(top) not in known and top not in unknown:
             unknown.append(top)

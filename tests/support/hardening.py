@@ -10,90 +10,29 @@ adapter answered, without any client in between rewriting the request:
 * aiohttp runs under ``aiohttp.test_utils.TestServer`` and is called with ``TestClient``,
   or with bytes written by hand for requests that client refuses to send.
 
-The real servers come from the adapters' own fixture table (``tests/adapters/conftest.py``),
-loaded here as a module.
+The real servers come from the adapters' table, :mod:`support.adapters`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import socket
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
+from dataclasses import dataclass
 from typing import Any
 
-from commet_webhooks import WebhookEvent, Webhooks
-from commet_webhooks.events import EVENT_TYPES
+from commet_webhooks import Webhooks
 
+from . import adapters
+from .recorders import Recorder
 
-def _adapters_conftest() -> ModuleType:
-    """The adapters' conftest as a plain module (its fixtures are not re-registered)."""
-    name = "commet_webhooks_hardening_adapter_table"
-    module = sys.modules.get(name)
-    if module is None:
-        path = Path(__file__).resolve().parents[1] / "adapters" / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-ADAPTER_TABLE = _adapters_conftest()
-SECRET: str = ADAPTER_TABLE.SECRET  # the Django plugin's settings use this one too
+SECRET: str = adapters.SECRET  # the Django plugin's settings use this one too
 LIMIT = 262_144  # room for deep nesting and huge numbers in-process
 TIMEOUT = 30.0
 
 Headers = list[tuple[bytes, bytes]]
-
-
-# ----------------------------------------------------------------- recording
-
-
-@dataclass
-class Recorder:
-    """What handlers saw; ``fail`` makes every handler raise after recording."""
-
-    specific: list[WebhookEvent] = field(default_factory=list)
-    catch_all: list[WebhookEvent] = field(default_factory=list)
-    fail: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def reset(self, *, fail: bool = False) -> None:
-        with self.lock:
-            self.specific.clear()
-            self.catch_all.clear()
-            self.fail = fail
-
-    @property
-    def ran(self) -> bool:
-        return bool(self.specific or self.catch_all)
-
-    def attach(self, webhooks: Webhooks) -> Webhooks:
-        """Register a handler for every modelled type and a catch-all on ``webhooks``."""
-        for name in EVENT_TYPES:
-            webhooks.on(name)(self._record_specific)
-        webhooks.on_payload(self._record_any)
-        return webhooks
-
-    async def _record_specific(self, event: WebhookEvent) -> None:
-        with self.lock:
-            self.specific.append(event)
-        if self.fail:
-            raise RuntimeError("handler failed on purpose")
-
-    def _record_any(self, event: WebhookEvent) -> None:
-        with self.lock:
-            self.catch_all.append(event)
-        if self.fail:
-            raise RuntimeError("catch-all failed on purpose")
 
 
 def make_webhooks(recorder: Recorder, *, retry_on_handler_error: bool = True) -> Webhooks:
@@ -433,7 +372,7 @@ def in_process(name: str, loop: LoopThread) -> Iterator[Driver]:
 
 @contextlib.contextmanager
 def _django(name: str, recorder: Recorder, loop: LoopThread) -> Iterator[Driver]:
-    ADAPTER_TABLE.django_setup()
+    adapters.django_setup()
     from django.urls import include
 
     from commet_webhooks.django import webhook_view
@@ -442,39 +381,23 @@ def _django(name: str, recorder: Recorder, loop: LoopThread) -> Iterator[Driver]
     if name == "django-plugin":
         # The plugin runs on the adapters' settings: their body limit, no retry on errors.
         with (
-            ADAPTER_TABLE.django_signal_recording(_SignalBridge(recorder)),
-            ADAPTER_TABLE.django_route(route, include("commet_webhooks.django.urls")),
+            adapters.django_signal_recording(recorder),
+            adapters.django_route(route, include("commet_webhooks.django.urls")),
         ):
             driver = django_client_driver(name, "/" + route, recorder)
             driver.retries_handler_errors = False
-            driver.limit = ADAPTER_TABLE.LIMIT
+            driver.limit = adapters.LIMIT
             yield driver
         return
     asynchronous = name in ("django-asgi", "django-wsgi-async-view")
     view = webhook_view(make_webhooks(recorder), asynchronous=asynchronous)
-    with ADAPTER_TABLE.django_route(route, view):
+    with adapters.django_route(route, view):
         if name.startswith("django-asgi"):
             from django.core.asgi import get_asgi_application
 
             yield asgi_driver(name, get_asgi_application(), "/" + route, recorder, loop)
         else:
             yield django_client_driver(name, "/" + route, recorder)
-
-
-class _SignalBridge:
-    """The adapters' signal recorder writes dicts by event id; ours keeps lists."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.specific = _Appender(recorder.specific)
-        self.catch_all = _Appender(recorder.catch_all)
-
-
-class _Appender:
-    def __init__(self, target: list[WebhookEvent]) -> None:
-        self.target = target
-
-    def __setitem__(self, key: str, event: WebhookEvent) -> None:
-        self.target.append(event)
 
 
 # ------------------------------------------------------------ raw sockets

@@ -1,0 +1,179 @@
+"""The core's hooks for task queues (``offload=``) and instrumentation (``observer=``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from commet_webhooks import (
+    MemoryStore,
+    Observer,
+    OffloadedDelivery,
+    Outcome,
+    PaymentFailed,
+    WebhookEvent,
+    WebhookResponse,
+    Webhooks,
+)
+from commet_webhooks.testing import sample_event, signed_request
+
+SECRET = "whsec_hooks_tests"
+pytestmark = pytest.mark.anyio
+
+
+class ListQueue:
+    """An in-process queue: accepts deliveries unless told the broker is down."""
+
+    def __init__(self) -> None:
+        self.items: list[OffloadedDelivery] = []
+        self.down = False
+
+    def publish(self, delivery: OffloadedDelivery) -> None:
+        if self.down:
+            raise ConnectionError("broker refused the connection")
+        # Through the wire form, as a real broker would carry it.
+        self.items.append(OffloadedDelivery.from_message(json.loads(json.dumps(delivery.to_message()))))
+
+    async def apublish(self, delivery: OffloadedDelivery) -> None:
+        self.publish(delivery)
+
+
+def request(event_type: str = "payment.failed") -> tuple[bytes, dict[str, str]]:
+    return signed_request(sample_event(event_type), SECRET)
+
+
+async def test_offload_answers_queued_and_a_worker_runs_the_handlers_once() -> None:
+    queue = ListQueue()
+    ran: list[WebhookEvent] = []
+    receiver = Webhooks(SECRET, offload=queue, on_payment_failed=ran.append)
+    body, headers = request()
+    response = await receiver.handle(body, headers)
+    assert response.status == 200 and response.outcome is Outcome.QUEUED
+    assert json.loads(response.body) == {"received": True, "queued": True}
+    assert ran == [] and len(queue.items) == 1
+    delivery = queue.items[0]
+    assert delivery.body == body  # the raw bytes as signed, never re-encoded
+    assert delivery.event_type == "payment.failed" and delivery.event_id == json.loads(body)["id"]
+
+    worker = Webhooks(SECRET, idempotency_store=MemoryStore(), on_payment_failed=ran.append)
+    assert (await worker.ahandle_offloaded(delivery)).outcome is Outcome.OK
+    assert (await asyncio.to_thread(worker.handle_offloaded, delivery)).outcome is Outcome.DUPLICATE
+    assert len(ran) == 1 and isinstance(ran[0], PaymentFailed)
+
+
+async def test_a_message_forged_into_the_broker_runs_nothing() -> None:
+    ran: list[WebhookEvent] = []
+    worker = Webhooks(SECRET, on_payload=ran.append)
+    forged = OffloadedDelivery(
+        body=json.dumps(sample_event("payment.failed")).encode(),
+        signature="0" * 64,
+        event_id=None,
+        event_type="payment.failed",
+        received_at="2026-01-01T00:00:00.000Z",
+    )
+    assert (await worker.ahandle_offloaded(forged)).outcome is Outcome.INVALID_SIGNATURE
+    assert ran == []
+    with pytest.raises(ValueError, match="not an offloaded Commet delivery"):
+        OffloadedDelivery.from_message({"body": "x"})
+
+
+async def test_broker_down_is_503_and_reported_sync_and_async() -> None:
+    queue = ListQueue()
+    queue.down = True
+    errors: list[BaseException] = []
+    receiver = Webhooks(SECRET, offload=queue, on_error=lambda exc, subject: errors.append(exc))
+    response = await receiver.handle(*request())
+    assert response.status == 503 and response.outcome is Outcome.OFFLOAD_UNAVAILABLE
+    sync = await asyncio.to_thread(receiver.handle_sync, *request())
+    assert sync.status == 503 and "retry-after" in sync.headers
+    assert [type(e) for e in errors] == [ConnectionError, ConnectionError]
+    with pytest.raises(TypeError, match="offload must have"):
+        Webhooks(SECRET, offload=object())  # type: ignore[arg-type]
+
+
+class Recording(Observer):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def delivery_started(self, headers: Mapping[str, str] | Any) -> Any:
+        self.calls.append(("started", None))
+        return "token-1"
+
+    def admitted(self, token: Any, admission: Any, seconds: float) -> None:
+        self.calls.append(("admitted", (token, getattr(admission, "secret_index", None))))
+
+    @contextlib.contextmanager
+    def handler(self, token: Any, name: str, event_type: str) -> Iterator[None]:
+        self.calls.append(("handler", (token, name.rsplit(".", 1)[-1], event_type)))
+        yield
+
+    @contextlib.contextmanager
+    def store_call(self, token: Any, operation: str) -> Iterator[None]:
+        self.calls.append(("store", (token, operation)))
+        yield
+
+    def delivery_finished(self, token: Any, response: WebhookResponse, seconds: float) -> None:
+        self.calls.append(("finished", (token, response.outcome.value)))
+
+
+async def test_observer_sees_each_step_in_both_drivers() -> None:
+    def notify(event: PaymentFailed) -> None: ...
+
+    for drive in ("async", "sync"):
+        observer = Recording()
+        webhooks = Webhooks(
+            ["whsec_new_secret", SECRET],
+            idempotency_store=MemoryStore(),
+            on_payment_failed=notify,
+            observer=observer,
+        )
+        body, headers = request()
+        if drive == "async":
+            await webhooks.handle(body, headers)
+        else:
+            await asyncio.to_thread(webhooks.handle_sync, body, headers)
+        assert observer.calls == [
+            ("started", None),
+            ("admitted", ("token-1", 1)),  # the second (old) secret verified it
+            ("store", ("token-1", "claim")),
+            ("handler", ("token-1", "notify", "payment.failed")),
+            ("store", ("token-1", "complete")),
+            ("finished", ("token-1", "ok")),
+        ], drive
+
+
+async def test_a_raising_observer_never_changes_the_answer(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(Observer):
+        def delivery_started(self, headers: Any) -> Any:
+            raise RuntimeError("exporter is down")
+
+        def delivery_finished(self, token: Any, response: WebhookResponse, seconds: float) -> None:
+            raise RuntimeError("exporter is down")
+
+    webhooks = Webhooks(SECRET, observer=Broken())
+    with caplog.at_level(logging.ERROR, logger="commet_webhooks"):
+        assert (await webhooks.handle(*request())).status == 200
+    assert "observer hook" in caplog.text
+
+
+async def test_a_delivery_past_commets_timeout_is_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import commet_webhooks.dispatch as dispatch
+
+    monkeypatch.setattr(dispatch, "COMMET_TIMEOUT_SECONDS", 0.05)
+
+    async def slow(event: PaymentFailed) -> None:
+        await asyncio.sleep(0.1)
+
+    webhooks = Webhooks(SECRET, on_payment_failed=slow)
+    with caplog.at_level(logging.WARNING, logger="commet_webhooks"):
+        assert (await webhooks.handle(*request())).status == 200
+    assert "past Commet's" in caplog.text and "payment.failed" in caplog.text
+    assert "offload" in caplog.text
