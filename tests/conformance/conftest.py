@@ -146,13 +146,3 @@ def fresh_imports() -> Iterator[None]:
     for name in set(sys.modules) - before:
         if name.startswith("_commet_app_"):
             del sys.modules[name]
-
-
-@pytest.fixture
-def free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

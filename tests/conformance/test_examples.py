@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from commet_webhooks.conformance import RULES, Outcome, run_suite
+from support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EFFECT_RULES = {
@@ -211,8 +212,8 @@ def running_example(name: str, port: int, log: Path) -> Iterator[tuple[str, str]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fastapi", "starlette", "flask", "wsgi", "aiohttp", "django"])
-def test_example_by_url_passes(name: str, tmp_path: Path, free_port: int) -> None:
-    with running_example(name, free_port, tmp_path / "server.log") as (url, secret):
+def test_example_by_url_passes(name: str, tmp_path: Path) -> None:
+    with running_example(name, free_port(), tmp_path / "server.log") as (url, secret):
         report = run_suite(url, secret=secret)
     assert report.outcomes() == EXAMPLE_OUTCOMES, report.format()
     assert "second URL" in report["concurrent-duplicates-run-once"].detail or (

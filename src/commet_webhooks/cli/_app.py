@@ -536,4 +536,4 @@ def _parse_schedule(text: str) -> list[float]:
 
 from ._check import check  # noqa: E402 - registered last, like the commands above
 
-app.command()(check)
+app.command(cls=_Command)(check)

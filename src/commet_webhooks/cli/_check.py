@@ -42,6 +42,7 @@ def check(
         typer.Option(
             "--url",
             "-u",
+            metavar="URL",
             show_default=False,
             help="Your running receiver's URL. Give a second instance's URL as a second --url.",
         ),
@@ -51,6 +52,7 @@ def check(
         typer.Option(
             "--secret",
             "-s",
+            metavar="SECRET",
             envvar=SECRET_ENV,
             show_envvar=True,
             show_default=False,
@@ -58,7 +60,7 @@ def check(
         ),
     ] = None,
     path: Annotated[
-        str, typer.Option("--path", help="Where --app receives webhooks.")
+        str, typer.Option("--path", metavar="PATH", help="Where --app receives webhooks.")
     ] = "/webhooks/commet",
     probe: Annotated[
         Optional[str],  # noqa: UP045
@@ -73,6 +75,7 @@ def check(
         Optional[str],  # noqa: UP045
         typer.Option(
             "--probe-url",
+            metavar="URL",
             show_default=False,
             help='A URL answering that count (a JSON number, {"count": n} or plain text).',
         ),
@@ -81,25 +84,31 @@ def check(
         str,
         typer.Option(
             "--probe-event",
+            metavar="EVENT",
             help="The event type whose handler the probe counts.",
             autocompletion=complete_event_type,
         ),
     ] = "subscription.activated",
     max_body_bytes: Annotated[
         int,
-        typer.Option("--max-body-bytes", min=1, help="Your receiver's body size limit."),
+        typer.Option(
+            "--max-body-bytes", min=1, metavar="BYTES", help="Your receiver's body size limit."
+        ),
     ] = DEFAULT_MAX_BODY_BYTES,
     settle: Annotated[
         float,
         typer.Option(
             "--settle",
             min=0.0,
+            metavar="SECONDS",
             help="Seconds to wait for an effect that should not happen (raise for queues).",
         ),
     ] = 0.0,
     rule: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--rule", show_default=False, help="Run only this rule (repeatable)."),
+        typer.Option(
+            "--rule", metavar="RULE", show_default=False, help="Run only this rule (repeatable)."
+        ),
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Also exit 1 when a rule could not be checked.")
@@ -108,7 +117,10 @@ def check(
         bool, typer.Option("--json", help="Print the report as JSON (for scripts).")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each answer.")
+        float,
+        typer.Option(
+            "--timeout", min=0.1, metavar="SECONDS", help="Seconds to wait for each answer."
+        ),
     ] = 30.0,
 ) -> None:
     """Check that your receiver behaves: signatures, raw body, duplicates, retries, limits.
