@@ -14,7 +14,7 @@ import enum
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -730,7 +730,3 @@ def _run_rule(rule: Rule, ctx: _Context) -> RuleResult:
         outcome = Outcome.NOT_CHECKED
     return RuleResult(rule.id, rule.title, outcome, detail)
 
-
-def iter_rules() -> Iterator[Rule]:
-    """The rules, in the order the suite runs them."""
-    return iter(RULES)
