@@ -729,4 +729,3 @@ def _run_rule(rule: Rule, ctx: _Context) -> RuleResult:
         detail = f"the check could not run: {type(exc).__name__}: {exc}"
         outcome = Outcome.NOT_CHECKED
     return RuleResult(rule.id, rule.title, outcome, detail)
-
