@@ -43,7 +43,7 @@ def test_each_event_type_reaches_its_typed_class(server, client, webhook_secret,
 
 
 def test_unmodelled_event_type_reaches_only_the_catch_all(server, client, webhook_secret):
-    envelope = sample_event("trial.started", data={"trialEndsAt": "2026-12-01T00:00:00Z"})
+    envelope = sample_event("loyalty.points_awarded", data={"awardedAt": "2026-12-01T00:00:00Z"})
     body, headers = signed_request(envelope, webhook_secret)
 
     response = post(client, server.url, body, headers)
@@ -51,7 +51,7 @@ def test_unmodelled_event_type_reaches_only_the_catch_all(server, client, webhoo
     assert response.status_code == 200, response.text
     event = server.recorder.catch_all[envelope["id"]]
     assert isinstance(event, UnknownEvent)
-    assert event.data == {"trialEndsAt": "2026-12-01T00:00:00Z"}
+    assert event.data == {"awardedAt": "2026-12-01T00:00:00Z"}
     assert envelope["id"] not in server.recorder.specific
 
 
