@@ -235,3 +235,11 @@ def test_the_examples_own_tests_pass_with_the_plugin() -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "18 passed" in result.stdout
+
+
+def test_cli_says_when_nothing_answers_at_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}/webhooks/commet"
+    result = cli("--url", url, "-s", "whsec_x")
+    assert result.returncode == 1
+    assert f"cannot reach {url}" in result.stderr and "Is the receiver running?" in result.stderr
+    assert "FAIL" not in result.stdout and "Traceback" not in result.stderr

@@ -129,7 +129,7 @@ def check(
     something you did not give (an effect probe, a second instance) are shown as
     SKIP with what to give. Run it against a test database: it sends real events.
     """
-    from ..conformance import RuleResult, TargetError, run_suite
+    from ..conformance import ReceiverUnreachable, RuleResult, TargetError, run_suite
 
     targets = [*(app or ()), *(url or ())]
     if not targets:
@@ -168,6 +168,8 @@ def check(
             rules=rule,
             on_result=show,
         )
+    except ReceiverUnreachable as exc:
+        fail(str(exc), EXIT_FAILED)
     except (TargetError, ValueError) as exc:
         fail(str(exc))
     failed, skipped = len(report.failed), len(report.not_checked)

@@ -18,7 +18,7 @@ from ._hooks import CRASH_MARKER, SimulatedCrash, simulate_crash
 
 if TYPE_CHECKING:
     from ._suite import RULES, Outcome, Probe, Report, Rule, RuleResult, run_suite, url_probe
-    from ._target import Receiver, TargetError, open_receiver
+    from ._target import Receiver, ReceiverUnreachable, TargetError, open_receiver
 
 __all__ = [
     "CRASH_MARKER",
@@ -26,6 +26,7 @@ __all__ = [
     "Outcome",
     "Probe",
     "Receiver",
+    "ReceiverUnreachable",
     "Report",
     "Rule",
     "RuleResult",
@@ -47,6 +48,7 @@ _LAZY = {
     "run_suite": "_suite",
     "url_probe": "_suite",
     "Receiver": "_target",
+    "ReceiverUnreachable": "_target",
     "TargetError": "_target",
     "open_receiver": "_target",
 }

@@ -28,6 +28,7 @@ from ._deps import httpx
 __all__ = [
     "DEFAULT_PATH",
     "Receiver",
+    "ReceiverUnreachable",
     "TargetError",
     "load_object",
     "open_receiver",
@@ -41,6 +42,10 @@ _instances = itertools.count(2)
 
 class TargetError(Exception):
     """The receiver cannot be loaded, started or reached; the message says what to change."""
+
+
+class ReceiverUnreachable(TargetError):
+    """Nothing answers at the receiver's URL."""
 
 
 class Receiver:
@@ -128,6 +133,13 @@ class UrlReceiver(Receiver):
         self.url = url
         self.description = url
         self._client = httpx.Client(timeout=self.timeout)
+        try:  # any answer will do (a 405 to GET is typical): is anything listening?
+            self._client.get(url)
+        except httpx.HTTPError as exc:
+            self._client.close()
+            raise ReceiverUnreachable(
+                f"cannot reach {url}: {type(exc).__name__}: {exc}. Is the receiver running?"
+            ) from None
         self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="commet-post")
 
     def submit(
