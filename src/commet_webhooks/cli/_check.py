@@ -125,7 +125,8 @@ def check(
 ) -> None:
     """Check that your receiver behaves: signatures, raw body, duplicates, retries, limits.
 
-    Exit 0 when no rule failed, 1 when one did, 2 on a usage error. Rules that need
+    Exit 0 when no rule failed, 1 when one did (or nothing answers at --url), 2 on a
+    usage error. Rules that need
     something you did not give (an effect probe, a second instance) are shown as
     SKIP with what to give. Run it against a test database: it sends real events.
     """
