@@ -263,14 +263,18 @@ def _asgi(recorder: Recorder) -> contextlib.AbstractContextManager[str]:
     return serve_asgi(WebhookApp(recorder.webhooks()), "/any/path", lifespan="on")
 
 
-def _flask(recorder: Recorder) -> contextlib.AbstractContextManager[str]:
-    from flask import Flask
+def _flask(*, flask_hooks: bool) -> Callable[[Recorder], contextlib.AbstractContextManager[str]]:
+    def serve(recorder: Recorder) -> contextlib.AbstractContextManager[str]:
+        from flask import Flask
 
-    from commet_webhooks.flask import webhook_blueprint
+        from commet_webhooks.flask import webhook_blueprint
 
-    app = Flask(__name__)
-    app.register_blueprint(webhook_blueprint(recorder.webhooks()), url_prefix="/hooks")
-    return serve_wsgi(app, "/hooks/webhooks/commet")
+        app = Flask(__name__)
+        blueprint = webhook_blueprint(recorder.webhooks(), flask_hooks=flask_hooks)
+        app.register_blueprint(blueprint, url_prefix="/hooks")
+        return serve_wsgi(app, "/hooks/webhooks/commet")
+
+    return serve
 
 
 def _wsgi(recorder: Recorder) -> contextlib.AbstractContextManager[str]:
@@ -323,7 +327,11 @@ def _django_server(server: str, path: str) -> contextlib.AbstractContextManager[
     if server == "asgi":
         from django.core.asgi import get_asgi_application
 
-        return serve_asgi(get_asgi_application(), path)
+        from commet_webhooks.django.asgi import limit_body
+
+        # As documented: Django under ASGI is wrapped so the limit holds before it
+        # spools the body.
+        return serve_asgi(limit_body(get_asgi_application(), path), path)
     from django.core.wsgi import get_wsgi_application
 
     return serve_wsgi(get_wsgi_application(), path)
@@ -334,8 +342,9 @@ class Adapter:
     """One adapter under one server.
 
     ``streams_body`` is False where the framework buffers the whole request body
-    before any view runs (Django's ASGI handler), so the adapter cannot stop reading
-    early: it still answers 413, once the body is complete.
+    before any view runs, so the adapter cannot stop reading early: it still answers
+    413, once the body is complete. (Django under ASGI buffers, but is served here
+    wrapped in ``commet_webhooks.django.asgi.limit_body``, as its docs say to.)
     """
 
     name: str
@@ -347,15 +356,14 @@ ADAPTERS = [
     Adapter("fastapi", _fastapi),
     Adapter("starlette", _starlette),
     Adapter("asgi", _asgi),
-    Adapter("flask", _flask),
+    Adapter("flask", _flask(flask_hooks=False)),
+    Adapter("flask-hooks", _flask(flask_hooks=True)),
     Adapter("wsgi", _wsgi),
     Adapter("aiohttp", _aiohttp),
     Adapter("django-wsgi", _django(server="wsgi", asynchronous=False)),
-    Adapter("django-asgi", _django(server="asgi", asynchronous=True), streams_body=False),
+    Adapter("django-asgi", _django(server="asgi", asynchronous=True)),
     Adapter("django-wsgi-async-view", _django(server="wsgi", asynchronous=True)),
-    Adapter(
-        "django-asgi-sync-view", _django(server="asgi", asynchronous=False), streams_body=False
-    ),
+    Adapter("django-asgi-sync-view", _django(server="asgi", asynchronous=False)),
     Adapter("django-plugin", _django_plugin),
 ]
 

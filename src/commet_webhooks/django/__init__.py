@@ -37,7 +37,14 @@ except ImportError as exc:  # an optional extra is not installed
 
     raise missing_extra("commet_webhooks.django", "django", exc) from exc
 
-from .._adapter import BlockingRead, answer, receive, wsgi_body_reader
+from .._adapter import (
+    BlockingRead,
+    answer,
+    receive,
+    repeated_signature,
+    signature_repeated,
+    wsgi_body_reader,
+)
 from ..dispatch import WebhookResponse, Webhooks
 
 __all__ = ["webhook_view", "webhooks_from_settings"]
@@ -58,6 +65,9 @@ def webhook_view(webhooks: Webhooks, *, asynchronous: bool = False) -> SyncView 
     if asynchronous:
 
         async def receive_commet_webhook_async(request: HttpRequest) -> HttpResponse:
+            # Django joins repeated header lines with commas, under WSGI and ASGI alike.
+            if signature_repeated(request.headers.get("x-commet-signature")):
+                return _to_response(repeated_signature())
             body = receive(webhooks, request.method or "", _length(request), _body_reader(request))
             if not isinstance(body, WebhookResponse):
                 body = await webhooks.handle(body, request.headers)
