@@ -420,3 +420,9 @@ def django_configured() -> None:
 @pytest.fixture
 def unused_port() -> int:
     return free_port()
+
+
+@pytest.fixture
+def asgi_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``asgi_server(app, path)``: run an ASGI app under uvicorn, yield the URL of ``path``."""
+    return serve_asgi
