@@ -30,7 +30,9 @@ missing and this runs as root): one thread, ``--connections`` keep-alive connect
 ``--duration`` seconds per run. The machine is usually shared, so the routes alternate
 in many short rounds (the order is reversed every other round) and each ratio is the
 median over rounds of the ratio measured *within* a round, where both routes met the
-same background load.
+same background load. The server's CPU time per request (user + system, from /proc,
+gunicorn's worker included) is reported beside it: it depends much less on what else
+the machine is doing, and its inverse ratio is the throughput ratio on an idle core.
 
 Run: ``.venv/bin/python bench/http_bench.py [--rounds 4] [--duration 1] [--group asgi]``
 """
@@ -329,10 +331,11 @@ def wrk_script(body: bytes, headers: dict[str, str]) -> str:
 
 _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 _BAD = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_ERRORS = re.compile(r"Socket errors:.*")
+_COUNT = re.compile(r"(\d+) requests in")
 
 
-def run_wrk(wrk: str, script: str, port: int, args: argparse.Namespace) -> float:
+def run_wrk(wrk: str, script: str, port: int, args: argparse.Namespace) -> tuple[float, int]:
+    """(requests per second, requests answered) of one wrk run."""
     out = subprocess.run(
         [
             wrk,
@@ -351,10 +354,22 @@ def run_wrk(wrk: str, script: str, port: int, args: argparse.Namespace) -> float
     bad = _BAD.search(out)
     if bad:
         raise RuntimeError(f"non-2xx answers during the run:\n{out}")
-    rps = _RPS.search(out)
-    if rps is None:
+    rps, count = _RPS.search(out), _COUNT.search(out)
+    if rps is None or count is None:
         raise RuntimeError(f"cannot read wrk's output:\n{out}")
-    return float(rps.group(1))
+    return float(rps.group(1)), int(count.group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live children (gunicorn's worker)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        total += sum(cpu_seconds(int(child)) for child in children.read_text().split())
+    return total
 
 
 # ------------------------------------------------------------------------ main
@@ -400,7 +415,11 @@ def check(route: str, port: int, body: bytes, headers: dict[str, str]) -> None:
         raise RuntimeError(f"{route}: signed body answered {ok}, forged signature {forged}")
 
 
-def bench(args: argparse.Namespace) -> dict[str, list[float]]:
+Results = dict[str, list[tuple[float, float]]]
+"""Per route, per round: (requests per second, server CPU microseconds per request)."""
+
+
+def bench(args: argparse.Namespace) -> Results:
     wrk = ensure_wrk()
     body, headers = signed_body()
     routes = [route for group in args.group for route in GROUPS[group]]
@@ -419,11 +438,14 @@ def bench(args: argparse.Namespace) -> dict[str, list[float]]:
             warm = argparse.Namespace(**{**vars(args), "duration": 1})
             for route in routes:
                 run_wrk(wrk, script, ports[route], warm)
-            results: dict[str, list[float]] = {route: [] for route in routes}
+            results: Results = {route: [] for route in routes}
             for round_no in range(args.rounds):
                 order = routes if round_no % 2 == 0 else routes[::-1]
                 for route in order:
-                    results[route].append(run_wrk(wrk, script, ports[route], args))
+                    before = cpu_seconds(processes[route].pid)
+                    rps, count = run_wrk(wrk, script, ports[route], args)
+                    used = cpu_seconds(processes[route].pid) - before
+                    results[route].append((rps, used / max(count, 1) * 1e6))
             return results
         finally:
             for process in processes.values():
@@ -436,23 +458,32 @@ def bench(args: argparse.Namespace) -> dict[str, list[float]]:
                     process.wait(5)
 
 
-def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
-    print(f"\n{'route':<16} {'median req/s':>13} {'min':>8} {'max':>8}")
-    for route, values in results.items():
-        print(f"{route:<16} {statistics.median(values):>13.0f} {min(values):>8.0f} {max(values):>8.0f}")
-    print("\nratio (median of per-round ratios, [min-max])")
+def report(results: Results) -> None:
+    print(f"\n{'route':<16} {'req/s':>8} {'[min-max]':>15} {'server CPU us/req':>18}")
+    for route, runs in results.items():
+        rps = [r for r, _ in runs]
+        cpu = statistics.median(c for _, c in runs)
+        spread = f"[{min(rps):.0f}-{max(rps):.0f}]"
+        print(f"{route:<16} {statistics.median(rps):>8.0f} {spread:>15} {cpu:>18.1f}")
+    print(
+        "\nratios: req/s = median over rounds of the ratio within each round [min-max];"
+        "\n        CPU = the inverse ratio of server CPU time per request (medians)"
+    )
     for top, bottom, target in RATIOS:
         if top not in results or bottom not in results:
             continue
-        ratios = [a / b for a, b in zip(results[top], results[bottom], strict=True)]
+        ratios = [a[0] / b[0] for a, b in zip(results[top], results[bottom], strict=True)]
+        cpu = statistics.median(c for _, c in results[bottom]) / statistics.median(
+            c for _, c in results[top]
+        )
         verdict = ""
         if target is not None:
             verdict = f"  target >= {target}: " + (
                 "ok" if statistics.median(ratios) >= target else "MISSED"
             )
         print(
-            f"{top + ' / ' + bottom:<34} x{statistics.median(ratios):.2f} "
-            f"[{min(ratios):.2f}-{max(ratios):.2f}]{verdict}"
+            f"{top + ' / ' + bottom:<34} req/s x{statistics.median(ratios):.2f} "
+            f"[{min(ratios):.2f}-{max(ratios):.2f}]  CPU x{cpu:.2f}{verdict}"
         )
 
 
@@ -474,7 +505,7 @@ def main() -> int:
         f"{load[0]:.1f}; wrk -t1 -c{args.connections}; {args.rounds} rounds x "
         f"{args.duration} s per route, alternating"
     )
-    report(bench(args), args)
+    report(bench(args))
     return 0
 
 
