@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from typing import Any
 
+from . import _responses as answers
 from .dispatch import SIGNATURE_HEADER, WebhookResponse, Webhooks
 
 __all__ = [
@@ -35,19 +36,9 @@ _CHUNK = 65_536
 
 logger = logging.getLogger("commet_webhooks")
 
-_UNREADABLE = WebhookResponse(
-    400,
-    b'{"received":false,"error":"Unreadable request body"}',
-    {"content-type": "application/json"},
-)
-"""The answer when the server cannot deliver the body (malformed chunked framing, client gone)."""
-
-_REPEATED_SIGNATURE = WebhookResponse(
-    403,
-    b'{"received":false,"error":"Invalid signature"}',
-    {"content-type": "application/json"},
-)
-"""The answer to a request with more than one signature header: the core's 403, unchanged."""
+_UNREADABLE = answers.UNREADABLE
+_REPEATED_SIGNATURE = answers.INVALID_SIGNATURE
+"""More than one signature header: refused with the core's 403, whatever the server kept."""
 
 BlockingRead = Callable[[int], bytes]
 """``read(n)``: up to ``n`` bytes, ``b""`` at the end."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from . import _responses as answers
 from ._adapter import repeated_signature
 from .dispatch import DEFAULT_MAX_BODY_BYTES, WebhookResponse, Webhooks
 
@@ -25,8 +26,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
-_JSON = {"content-type": "application/json"}
-_DISCONNECTED = WebhookResponse(400, b'{"received":false,"error":"Client disconnected"}', _JSON)
+_DISCONNECTED = answers.DISCONNECTED
 _SIGNATURE = b"x-commet-signature"
 _CONTENT_LENGTH = b"content-length"
 
@@ -169,7 +169,7 @@ async def send_response(send: Send, response: WebhookResponse) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-_TOO_LARGE = WebhookResponse(413, b'{"received":false,"error":"Payload too large"}', _JSON)
+_TOO_LARGE = answers.TOO_LARGE
 
 
 class BodyLimit:

@@ -90,7 +90,7 @@ def test_django_signals_one_per_registered_event_type_plus_a_catch_all():
         assert attribute in dir(signals)
     assert isinstance(signals.webhook_received, django.dispatch.Signal)
     assert signals.webhook_received not in signals.SIGNALS.values()
-    assert signals.signal_for("trial.started") is None
+    assert signals.signal_for("loyalty.points_awarded") is None
     with pytest.raises(AttributeError):
         signals.no_such_signal  # noqa: B018
 
