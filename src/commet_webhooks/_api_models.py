@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from ._wire import API_VERSION
 from .events import ACCESS_STATUSES
 
 __all__ = [
@@ -102,9 +103,6 @@ __all__ = [
     "from_wire",
     "to_wire",
 ]
-
-#: The API version these structs describe; sent as ``Commet-Version`` by the client.
-API_VERSION = "2026-08-27"
 
 #: A JSON number: an ``int`` when the platform sent an integer, else a ``float``.
 Number: TypeAlias = int | float

@@ -38,6 +38,7 @@ from ._pipeline import (
     KEEP_CLAIM,
     ClaimOp,
     CompleteOp,
+    EventRecorder,
     Flow,
     HandlerErrors,
     Op,
@@ -144,6 +145,9 @@ class Webhooks(Router):
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._renew_every = renewal_interval(idempotency_store)
+        self._recorder = (
+            idempotency_store if isinstance(idempotency_store, EventRecorder) else None
+        )
         self._renewer = LeaseRenewer()
         self._background: set[asyncio.Task[None]] = set()
         super().__init__(*routers, on_payload=on_payload, **handlers)
@@ -278,6 +282,25 @@ class Webhooks(Router):
             _quietly(self.observer.admitted, token, admission, time.monotonic() - started)
         return admission
 
+    def _store_call(self, op: Op) -> tuple[str, tuple[Any, ...]] | None:
+        """The store method (sync name; ``a`` + name is the async one) and its arguments.
+
+        None for a best-effort release, which runs in the background instead.
+        """
+        if isinstance(op, ClaimOp):
+            if self._recorder is not None and op.admitted is not None:
+                return "claim_event", (op.key, op.owner, op.admitted)
+            return "claim", (op.key, op.owner)
+        if isinstance(op, CompleteOp):
+            return "complete", (op.key, op.owner)
+        assert isinstance(op, ReleaseOp)
+        if op.quiet:
+            self._release_in_background(op)
+            return None
+        if self._recorder is not None and op.error:
+            return "release_failed", (op.key, op.owner, op.error)
+        return "release", (op.key, op.owner)
+
     def _store_scope(self, token: Any, op: Op) -> contextlib.AbstractContextManager[None]:
         if self.observer is None:
             return _NO_SCOPE
@@ -388,18 +411,13 @@ class Webhooks(Router):
         if isinstance(op, ReportOp):
             await self._report_async(op)
             return None
-        store = self._store
-        assert store is not None
-        if isinstance(op, ReleaseOp) and op.quiet:
-            self._release_in_background(op)
+        call = self._store_call(op)
+        if call is None:
             return None
+        name, args = call
         with self._store_scope(token, op):
             try:
-                if isinstance(op, ClaimOp):
-                    return await store.aclaim(op.key, op.owner)
-                if isinstance(op, CompleteOp):
-                    return await store.acomplete(op.key, op.owner)
-                return await store.arelease(op.key, op.owner)
+                return await getattr(self._store, "a" + name)(*args)
             except Exception as exc:
                 raise _store_error(exc) from exc
 
@@ -531,18 +549,13 @@ class Webhooks(Router):
         if isinstance(op, ReportOp):
             self._report_sync(op)
             return None
-        store = self._store
-        assert store is not None
-        if isinstance(op, ReleaseOp) and op.quiet:
-            self._release_in_background(op)
+        call = self._store_call(op)
+        if call is None:
             return None
+        name, args = call
         with self._store_scope(token, op):
             try:
-                if isinstance(op, ClaimOp):
-                    return store.claim(op.key, op.owner)
-                if isinstance(op, CompleteOp):
-                    return store.complete(op.key, op.owner)
-                return store.release(op.key, op.owner)
+                return getattr(self._store, name)(*args)
             except Exception as exc:
                 raise _store_error(exc) from exc
 

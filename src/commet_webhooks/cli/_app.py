@@ -550,4 +550,7 @@ def _parse_schedule(text: str) -> list[float]:
     return delays
 
 
+from ._check import check  # noqa: E402 - registered last, like the commands above
+
+app.command(cls=_Command)(check)
 register(app)  # the webhooks and clock groups
