@@ -71,7 +71,7 @@ ChaosOption = Annotated[
         show_default=False,
         help=(
             "Faults production networks cause, as probabilities: duplicates, reorder, delay, "
-            "drop (and max_delay seconds, seed), e.g. duplicates=0.1,reorder=0.2."
+            "drop (and max_delay seconds, seed), e.g. \"duplicates=0.1, reorder=0.2\"."
         ),
     ),
 ]

@@ -61,21 +61,17 @@ class ClockSteps(SubscriptionSteps, MoneySteps):
                 fresh = self.billing.subscriptions.get(sub.id)
                 if fresh is None:
                     return None
-                before = len(self._emitted or [])
                 step(fresh)
                 after = self.billing.subscriptions.get(sub.id)
-                invoice = self.billing.open_invoice(sub.id)
-                return (
-                    ClockItem(
-                        kind=kind,
-                        due_at=self.now(),
-                        subscription_id=sub.id,
-                        outcome=after.status if after is not None else "unknown",
-                        invoice_id=invoice.id if invoice is not None else None,
-                        invoice_number=invoice.number if invoice is not None else None,
-                    )
-                    if len(self._emitted or []) >= before
-                    else None
+                invoice = self.billing.open_invoice(sub.id) or self.billing.latest_invoice(sub.id)
+                return ClockItem(
+                    kind=kind,
+                    due_at=self.now(),
+                    subscription_id=sub.id,
+                    outcome=after.status if after is not None else "unknown",
+                    invoice_id=invoice.id if invoice is not None else None,
+                    invoice_number=invoice.number if invoice is not None else None,
+                    customer_name=self._customer_name(sub.customer_id),
                 )
 
             return go
@@ -109,6 +105,10 @@ class ClockSteps(SubscriptionSteps, MoneySteps):
                 "resume",
                 run(lambda s: self._resume(s, mode="period_end"), "resume"),
             )
+
+    def _customer_name(self, customer_id: str) -> str | None:
+        customer = self.billing.customers.get(customer_id)
+        return customer.name if customer is not None else None
 
     def _trial_ends_or_cancel(self, sub: Subscription) -> Subscription:
         if sub.cancel_at_period_end:
