@@ -200,3 +200,21 @@ def test_usage_events_are_deduplicated_by_event_id(emulator: Emulator) -> None:
     assert access["allowed"] is True
     recorded = emulator.api("GET", "/api/emulator/events", params={"event": "usage.recorded"})
     assert len(recorded) == 1
+
+
+def test_unknown_customers(emulator: Emulator) -> None:
+    params = {"customerId": "never_seen"}
+    assert emulator.api("GET", "/api/v1/subscriptions/active", params=params) is None
+    access = emulator.api("GET", "/api/v1/feature-access/advanced_analytics", params=params)
+    assert access["allowed"] is False and access["type"] == "boolean"
+    for method, path, body in (
+        ("POST", "/api/v1/subscriptions", {"customerId": "never_seen", "planId": "plan_pro"}),
+        ("POST", "/api/v1/usage/events", {"customerId": "never_seen", "featureCode": "api_calls"}),
+        ("GET", "/api/v1/customers/never_seen", None),
+        ("GET", "/api/v1/feature-access?customerId=never_seen", None),
+    ):
+        response = emulator.client.request(method, path, json=body)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "customer_not_found"
+    unknown_feature = emulator.client.get("/api/v1/feature-access/teleport", params=params)
+    assert unknown_feature.json()["error"]["code"] == "feature_not_found"

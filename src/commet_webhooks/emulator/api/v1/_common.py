@@ -9,11 +9,22 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...errors import ApiError
+from ...lifecycle import Lifecycle
+from ...storage.billing import Customer
 from ..http import cursor_of, next_cursor, ok, query_int
 
-__all__ = ["Body", "page"]
+__all__ = ["Body", "known_customer", "page"]
 
 T = TypeVar("T")
+
+
+def known_customer(life: Lifecycle, ref: str, param: str = "customerId") -> Customer:
+    """The customer ``ref`` names (id or externalId), or the platform's 404."""
+    found = life.billing.customer_by_any_id(ref)
+    if found is None:
+        raise ApiError(404, "customer_not_found", f"customer {ref!r} not found", param=param)
+    return found
 
 
 class Body(msgspec.Struct, rename="camel", kw_only=True):

@@ -15,7 +15,7 @@ from ...storage.times import from_iso
 from .. import views
 from ..context import Context
 from ..http import ok, read_body, required_query
-from ._common import Body
+from ._common import Body, known_customer
 
 __all__ = ["routes"]
 
@@ -34,14 +34,16 @@ def routes(ctx: Context) -> list[BaseRoute]:
 
     async def feature(request: Request) -> Response:
         code = request.path_params["code"]
-        customer = life.customer(required_query(request, "customerId"), "customerId")
+        ref = required_query(request, "customerId")
         known = life.catalog_feature(code)
         if known is None:
             raise ApiError(404, "feature_not_found", f"feature {code!r} not found")
-        return ok(views.feature_access(life, code, customer.id, known))
+        # A customer never seen has no access (not an error: checks run before signup too).
+        customer = life.billing.customer_by_any_id(ref)
+        return ok(views.feature_access(life, code, customer.id if customer else ref, known))
 
     async def features(request: Request) -> Response:
-        customer = life.customer(required_query(request, "customerId"), "customerId")
+        customer = known_customer(life, required_query(request, "customerId"))
         codes: dict[str, None] = {}
         for plan in life.plans.values():
             for f in plan.features:
@@ -55,6 +57,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
 
     async def track(request: Request) -> Response:
         body = await read_body(request, UsageIn)
+        known_customer(life, body.customer_id)
         outcome = life.track(
             body.customer_id, body.feature_code, body.value, event_id=body.event_id
         )

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 from .. import views
 from ..context import Context
 from ..http import ok, read_body
-from ._common import Body, page
+from ._common import Body, known_customer, page
 
 __all__ = ["routes"]
 
@@ -58,7 +58,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
         return ok(views.customer(customer), 201)
 
     async def get(request: Request) -> Response:
-        return ok(views.customer(life.customer(request.path_params["id"])))
+        return ok(views.customer(known_customer(life, request.path_params["id"], "id")))
 
     async def update(request: Request) -> Response:
         body = await read_body(request, CustomerPatch)
@@ -73,6 +73,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
             value = getattr(body, name)
             if value is not None:
                 changes[column] = value
+        known_customer(life, request.path_params["id"], "id")
         customer = life.update_customer(request.path_params["id"], **changes)
         ctx.emitted()
         return ok(views.customer(customer))

@@ -18,7 +18,7 @@ from ...storage.billing import Subscription
 from .. import views
 from ..context import Context
 from ..http import ok, read_body, required_query
-from ._common import Body, page
+from ._common import Body, known_customer, page
 
 __all__ = ["routes"]
 
@@ -92,6 +92,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
         plan_id = body.plan_id or body.plan_code
         if plan_id is None:
             raise validation_error("planId", "give planId or planCode")
+        known_customer(life, body.customer_id)
         trial = 0 if body.skip_trial else body.custom_trial_days
         outcome = life.create_subscription(body.customer_id, plan_id, trial_days=trial)
         if body.cancel_at_period_end and outcome.subscription is not None:
@@ -107,12 +108,13 @@ def routes(ctx: Context) -> list[BaseRoute]:
         return ok(view(life.subscription(request.path_params["id"])))
 
     async def active(request: Request) -> Response:
-        customer = life.customer(required_query(request, "customerId"), "customerId")
-        return ok(view(life.billing.current_subscription(customer.id)))
+        # A customer never seen has no subscription: null, as for one without any.
+        customer = life.billing.customer_by_any_id(required_query(request, "customerId"))
+        return ok(view(life.billing.current_subscription(customer.id) if customer else None))
 
     async def list_(request: Request) -> Response:
         ref = request.query_params.get("customerId") or None
-        customer_id = life.customer(ref, "customerId").id if ref else None
+        customer_id = known_customer(life, ref).id if ref else None
         status = request.query_params.get("status") or None
         if status is not None and status not in STATUSES:
             raise validation_error("status", f"must be one of {', '.join(STATUSES)}")
