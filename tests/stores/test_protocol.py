@@ -307,3 +307,27 @@ def test_renewals_race_with_a_takeover(
         thread.join(timeout=30)
     assert errors == []
     assert "taker" in owners_seen and "renewer" in owners_seen
+
+
+def test_a_store_written_before_renewal_still_works() -> None:
+    """Stores implementing only claim / complete / release stay valid; renew says so."""
+
+    class Legacy(IdempotencyStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.keys: dict[str, str] = {}
+
+        def claim(self, key: str, owner: str) -> Claim:
+            return Claim.CLAIMED if self.keys.setdefault(key, owner) == owner else Claim.BUSY
+
+        def complete(self, key: str, owner: str) -> bool:
+            return self.keys.get(key) == owner
+
+        def release(self, key: str, owner: str) -> bool:
+            return self.keys.pop(key, None) == owner
+
+    store = Legacy()
+    assert store.claim("evt", "alice") is Claim.CLAIMED
+    assert store.release_quietly("evt", "alice") is True
+    with pytest.raises(NotImplementedError, match="Legacy does not renew"):
+        store.renew("evt", "alice")

@@ -94,14 +94,18 @@ class IdempotencyStore(ABC):
     def release(self, key: str, owner: str) -> bool:
         """Drop ``owner``'s claim so a retry can take it; False when not the owner."""
 
-    @abstractmethod
     def renew(self, key: str, owner: str) -> bool:
         """Extend ``owner``'s live lease on ``key`` to now + ``lease_seconds``.
 
         False when the lease was lost: it expired (and may have been taken over), the
         key was completed or released, or another owner holds it. Atomic: a lease is
         never extended for anyone but its holder.
+
+        Every bundled store implements it. A store written against the earlier
+        protocol (claim / complete / release only) raises ``NotImplementedError``
+        here: its leases are simply not renewed.
         """
+        raise NotImplementedError(f"{type(self).__name__} does not renew leases")
 
     def release_quietly(self, key: str, owner: str) -> bool:
         """Best-effort :meth:`release` after a claim whose answer never came back.
