@@ -331,3 +331,25 @@ def test_a_store_written_before_renewal_still_works() -> None:
     assert store.release_quietly("evt", "alice") is True
     with pytest.raises(NotImplementedError, match="Legacy does not renew"):
         store.renew("evt", "alice")
+
+
+async def test_thread_backed_calls_never_queue_behind_the_default_executor(
+    make_spec: Callable[[str], StoreSpec], build: Callable[..., IdempotencyStore]
+) -> None:
+    """Sync handlers fill asyncio's default executor; SQLite calls still go through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = build(make_spec("sqlite"))
+    loop = asyncio.get_running_loop()
+    handlers = ThreadPoolExecutor(1)
+    loop.set_default_executor(handlers)
+    busy = threading.Event()
+    try:
+        blocked = loop.run_in_executor(None, busy.wait, 30)  # a handler that will not end
+        assert await asyncio.wait_for(store.aclaim("evt_p", "a"), 10) is Claim.CLAIMED
+        assert await asyncio.wait_for(store.arenew("evt_p", "a"), 10) is True
+        assert await asyncio.wait_for(store.acomplete("evt_p", "a"), 10) is True
+        assert not blocked.done()
+    finally:
+        busy.set()
+        await store.aclose()

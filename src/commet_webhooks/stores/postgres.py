@@ -54,6 +54,7 @@ from ._base import (
     adrive,
     cut,
     drive,
+    in_store_thread,
     unavailable,
 )
 from ._sql import DEFAULT_PURGE_INTERVAL, DEFAULT_TABLE, Dialect, SqlStore
@@ -191,7 +192,7 @@ class PostgresStore(SqlStore):
         pool = self._apools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
             await pool.close(timeout=self.timeout)
-        await asyncio.to_thread(self.close)
+        await in_store_thread(self.close)
 
     # ------------------------------------------------------------ drivers
 
