@@ -1,0 +1,534 @@
+"""Traces, metrics and structured logs for a ``Webhooks`` receiver, with one call.
+
+>>> from commet_webhooks.observability import instrument
+>>> instrument(webhooks)                     # OpenTelemetry + Prometheus + logs, as installed
+
+- **Tracing** (extra ``otel``): one span per delivery, a child of the current (HTTP
+  framework) span, named and attributed after OpenTelemetry's messaging conventions
+  for a processing span, with ``commet.*`` attributes; a child span per handler and
+  per idempotency-store call; exceptions recorded. The trace context travels with
+  deliveries handed to a task queue (``Webhooks(offload=...)``): wrap the worker's
+  call in :func:`continue_trace`.
+- **Metrics**: through OpenTelemetry metrics (extra ``otel``) and/or a
+  ``prometheus_client`` registry (extra ``prometheus``), with the same names; see
+  :data:`METRICS` and ``docs/observability.md``.
+- **Logs**: one summary record per delivery on ``commet_webhooks.delivery``, and the
+  delivery's fields (``event_id``, ``event_type``, ``outcome``, ``secret_*``) added to
+  the library's other records while it is handled. :func:`log_json` turns on JSON lines.
+
+Nothing here is imported by ``import commet_webhooks``, and this module imports
+OpenTelemetry or ``prometheus_client`` only when :func:`instrument` enables them.
+Bodies and secrets are never recorded: a secret is named by its position in the
+configured list and a short SHA-256 fingerprint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from .._admission import Admitted
+from .._observe import Observer
+from .._optional import missing_extra
+from .._responses import WebhookResponse
+from ..events import EVENT_TYPES
+from ._logs import CURRENT, DeliveryFields, JsonFormatter, install_filter, log_json
+from ._metrics import METRICS, MetricSpec, otel_metrics, prometheus_metrics
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+    from prometheus_client import CollectorRegistry
+
+    from .._admission import Rejected
+    from .._offload import OffloadedDelivery
+    from ..dispatch import Webhooks
+
+__all__ = [
+    "METRICS",
+    "DeliveryFields",
+    "Instrumentation",
+    "JsonFormatter",
+    "MetricSpec",
+    "continue_trace",
+    "instrument",
+    "log_json",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
+    "uninstrument",
+]
+
+logger = logging.getLogger("commet_webhooks.observability")
+delivery_logger = logging.getLogger("commet_webhooks.delivery")
+
+MESSAGING_SYSTEM = "commet"
+NO_EVENT = "none"
+"""The ``event_type`` label of an answer given before any event could be read (403, 413...)."""
+UNKNOWN_EVENT = "unknown"
+"""The ``event_type`` label of an event type this library does not model (bounded labels)."""
+
+_FAILED_OUTCOMES = frozenset({"handler_error", "store_unavailable", "offload_unavailable"})
+_BASE_ATTRIBUTES = {
+    "messaging.system": MESSAGING_SYSTEM,
+    "messaging.operation.type": "process",
+    "messaging.operation.name": "process",
+}
+
+
+def event_label(event_type: str) -> str:
+    """The metric label for an event type: itself when registered, else ``unknown``."""
+    return event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT
+
+
+class _Delivery:
+    """The token for one delivery: what the later hooks need."""
+
+    __slots__ = (
+        "context_span", "event_id", "event_type", "fields", "label", "log_token", "parent", "span"
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.span: Any = None  # our span when it records, else None
+        self.context_span: Any = None  # our span, recording or not (its context propagates)
+        self.parent: Any = None  # the HTTP span, when it records and is enriched
+        self.event_type: str | None = None
+        self.event_id: str | None = None
+        self.label = NO_EVENT
+        self.fields: dict[str, Any] | None = None
+        self.log_token: Any = None
+
+
+class Instrumentation(Observer):
+    """Tracing, metrics and logs for one ``Webhooks``; install it with :func:`instrument`."""
+
+    def __init__(
+        self,
+        *,
+        fingerprints: tuple[str, ...] = (),
+        store_backend: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+        tracing: bool = False,
+        meter_provider: MeterProvider | None = None,
+        otel_metrics_enabled: bool = False,
+        prometheus_registry: CollectorRegistry | None = None,
+        logs: bool = True,
+        log_level: int = logging.INFO,
+        enrich_http_span: bool = True,
+    ) -> None:
+        self._fingerprints = fingerprints
+        self._store_backend = store_backend
+        self._log_level = log_level
+        self._logs = logs
+        self._enrich = enrich_http_span
+        self._tracer: Any = None
+        self._trace: Any = None
+        if tracing:
+            from opentelemetry import context, propagate, trace
+
+            self._trace, self._context, self._propagate = trace, context, propagate
+            self._tracer = trace.get_tracer(
+                "commet_webhooks", __version__, tracer_provider=tracer_provider
+            )
+            self._consumer = trace.SpanKind.CONSUMER
+            self._internal = trace.SpanKind.INTERNAL
+            self._error = trace.StatusCode.ERROR
+            self._status = trace.Status
+        sinks: list[Any] = []
+        self.prometheus_registry = prometheus_registry
+        if prometheus_registry is not None:
+            sinks.append(prometheus_metrics(prometheus_registry))
+        if otel_metrics_enabled:
+            sinks.append(otel_metrics(meter_provider, __version__))
+        self._sinks = tuple(sinks)
+        if logs:
+            install_filter()
+
+    @property
+    def tracing(self) -> bool:
+        return self._tracer is not None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Which metric exporters are on: ``prometheus``, ``otel``."""
+        return tuple("prometheus" if hasattr(s, "registry") else "otel" for s in self._sinks)
+
+    def __repr__(self) -> str:
+        return (
+            f"Instrumentation(tracing={self.tracing}, metrics={list(self.metrics)}, "
+            f"logs={self._logs}, secrets={len(self._fingerprints)})"
+        )
+
+    # ------------------------------------------------------------ hooks
+
+    def delivery_started(self, headers: Mapping[str, str] | Any) -> _Delivery:
+        delivery = _Delivery()
+        tracer = self._tracer
+        if tracer is not None:
+            if self._enrich:
+                parent = self._trace.get_current_span()
+                if parent.is_recording():
+                    delivery.parent = parent
+            span = tracer.start_span(
+                "process commet", kind=self._consumer, attributes=_BASE_ATTRIBUTES
+            )
+            # Not sampled: no child spans, no attributes; the context still propagates.
+            delivery.context_span = span
+            if span.is_recording():
+                delivery.span = span
+            else:
+                delivery.parent = None
+        if self._logs:
+            delivery.fields = {}
+            delivery.log_token = CURRENT.set(delivery.fields)
+        return delivery
+
+    def admitted(self, token: Any, admission: Admitted | Rejected, seconds: float) -> None:
+        delivery: _Delivery = token
+        position = fingerprint = None
+        if isinstance(admission, Admitted):
+            event = admission.event
+            delivery.event_type = event.event
+            delivery.event_id = event.id
+            delivery.label = label = event_label(event.event)
+            index = admission.secret_index
+            position = str(index)
+            if 0 <= index < len(self._fingerprints):
+                fingerprint = self._fingerprints[index]
+            span = delivery.span
+            if span is not None:
+                span.update_name(f"process {label}")
+                span.set_attributes(self._event_attributes(event.event, event.id))
+                span.set_attribute("commet.secret.position", index)
+                if fingerprint is not None:
+                    span.set_attribute("commet.secret.fingerprint", fingerprint)
+            parent = delivery.parent
+            if parent is not None:
+                parent.set_attributes(self._event_attributes(event.event, event.id))
+            fields = delivery.fields
+            if fields is not None:
+                fields["event_type"] = event.event
+                if event.id is not None:
+                    fields["event_id"] = event.id
+                fields["secret_position"] = index
+                if fingerprint is not None:
+                    fields["secret_fingerprint"] = fingerprint
+        for sink in self._sinks:
+            sink.admitted(seconds, position, fingerprint)
+
+    # Plain context-manager objects: a generator-based one costs twice as much per call.
+    # (The base class declares @contextmanager's type; any context manager does.)
+    def handler(  # type: ignore[override]
+        self, token: Any, name: str, event_type: str
+    ) -> _HandlerScope:
+        return _HandlerScope(self, token, name, event_type)
+
+    def store_call(self, token: Any, operation: str) -> _StoreScope:  # type: ignore[override]
+        return _StoreScope(self, token, operation)
+
+    def delivery_finished(self, token: Any, response: WebhookResponse, seconds: float) -> None:
+        delivery: _Delivery = token
+        try:
+            self._finish(delivery, response, seconds)
+        finally:
+            if delivery.log_token is not None:
+                try:
+                    CURRENT.reset(delivery.log_token)
+                except ValueError:  # finished in another context than it started
+                    CURRENT.set(None)
+
+    def _finish(self, delivery: _Delivery, response: WebhookResponse, seconds: float) -> None:
+        outcome = response.outcome.value
+        ok = 200 <= response.status < 300
+        event = response.event
+        span = delivery.span
+        if delivery.event_type is None and event is not None:  # rejected, yet parsed
+            delivery.event_type, delivery.event_id = event.event, event.id
+            delivery.label = event_label(event.event)
+            if span is not None:
+                span.set_attributes(self._event_attributes(event.event, event.id))
+            if delivery.fields is not None:
+                delivery.fields["event_type"] = event.event
+                if event.id is not None:
+                    delivery.fields["event_id"] = event.id
+        for sink in self._sinks:
+            sink.finished(delivery.label, outcome, seconds, ok)
+        if span is not None:
+            span.set_attribute("commet.outcome", outcome)
+            if outcome in _FAILED_OUTCOMES:
+                span.set_attribute("error.type", outcome)
+                span.set_status(self._status(self._error, outcome))
+            span.end()
+            if delivery.parent is not None:
+                delivery.parent.set_attribute("commet.outcome", outcome)
+        fields = delivery.fields
+        if fields is not None:
+            fields["outcome"] = outcome
+            level = self._log_level if ok else logging.WARNING
+            if delivery_logger.isEnabledFor(level):
+                extra = {**fields, "status": response.status, "duration_ms": seconds * 1000.0}
+                delivery_logger.log(
+                    level,
+                    "webhook %s %s answered %d (%s) in %.1f ms",
+                    delivery.event_type or "(unverified)",
+                    delivery.event_id or "",
+                    response.status,
+                    outcome,
+                    seconds * 1000.0,
+                    extra=extra,
+                )
+
+    def inject_context(self, token: Any) -> dict[str, str]:
+        """The W3C trace context of this delivery, for the task queue (``offload=``)."""
+        delivery: _Delivery = token
+        span = delivery.context_span
+        if self._tracer is None or span is None:
+            return {}
+        carrier: dict[str, str] = {}
+        self._propagate.inject(carrier, context=self._trace.set_span_in_context(span))
+        return carrier
+
+    # ------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _event_attributes(event_type: str, event_id: str | None) -> dict[str, str]:
+        attributes = {"commet.event.type": event_type}
+        if event_id is not None:
+            attributes["commet.event.id"] = event_id
+            attributes["messaging.message.id"] = event_id
+        return attributes
+
+    def _child_span(self, parent: Any, name: str, attributes: dict[str, Any]) -> tuple[Any, Any]:
+        """Start a child span of ``parent`` and make it current; returns (span, detach token)."""
+        context = self._trace.set_span_in_context(parent)
+        span = self._tracer.start_span(
+            name, context=context, kind=self._internal, attributes=attributes
+        )
+        return span, self._context.attach(self._trace.set_span_in_context(span))
+
+    def _end_child(self, span: Any, attached: Any, exc: BaseException | None) -> None:
+        try:
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(self._status(self._error, type(exc).__name__))
+                span.set_attribute("error.type", type(exc).__qualname__)
+            span.end()
+        finally:
+            self._context.detach(attached)
+
+
+class _HandlerScope:
+    """Around one handler call: its span, its duration and whether it raised."""
+
+    __slots__ = ("_attached", "_event_type", "_name", "_obs", "_span", "_started", "_token")
+
+    def __init__(self, obs: Instrumentation, token: Any, name: str, event_type: str) -> None:
+        self._obs, self._token, self._name, self._event_type = obs, token, name, event_type
+        self._span: Any = None
+        self._attached: Any = None
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+        try:
+            parent = getattr(self._token, "span", None)
+            if parent is not None:
+                self._span, self._attached = self._obs._child_span(
+                    parent,
+                    f"handler {self._name}",
+                    {
+                        "commet.handler": self._name,
+                        "code.function.name": self._name,
+                        "commet.event.type": self._event_type,
+                    },
+                )
+        except Exception:
+            logger.exception("instrumentation failed to start a handler span")
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        seconds = time.perf_counter() - self._started
+        try:
+            failed = exc is not None and isinstance(exc, Exception)
+            label = event_label(self._event_type)
+            for sink in self._obs._sinks:
+                sink.handler(label, self._name, seconds, failed)
+            if self._span is not None:
+                self._obs._end_child(self._span, self._attached, exc)
+        except Exception:
+            logger.exception("instrumentation failed to record a handler call")
+
+
+class _StoreScope:
+    """Around one idempotency-store call."""
+
+    __slots__ = ("_attached", "_obs", "_operation", "_span", "_started", "_token")
+
+    def __init__(self, obs: Instrumentation, token: Any, operation: str) -> None:
+        self._obs, self._token, self._operation = obs, token, operation
+        self._span: Any = None
+        self._attached: Any = None
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+        try:
+            parent = getattr(self._token, "span", None)
+            if parent is not None:
+                attributes = {"commet.store.operation": self._operation}
+                if self._obs._store_backend is not None:
+                    attributes["commet.store.backend"] = self._obs._store_backend
+                self._span, self._attached = self._obs._child_span(
+                    parent, f"idempotency store {self._operation}", attributes
+                )
+        except Exception:
+            logger.exception("instrumentation failed to start a store span")
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        seconds = time.perf_counter() - self._started
+        try:
+            failed = exc is not None
+            for sink in self._obs._sinks:
+                sink.store(self._operation, seconds, failed)
+            if self._span is not None:
+                self._obs._end_child(self._span, self._attached, exc)
+        except Exception:
+            logger.exception("instrumentation failed to record a store call")
+
+
+# ---------------------------------------------------------------- the switch
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _require(module: str, extra: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise missing_extra("commet_webhooks.observability", extra, exc) from exc
+
+
+def instrument(
+    webhooks: Webhooks,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    prometheus_registry: CollectorRegistry | None = None,
+    tracing: bool | None = None,
+    metrics: bool | None = None,
+    prometheus: bool | None = None,
+    logs: bool = True,
+    log_level: int = logging.INFO,
+    enrich_http_span: bool = True,
+) -> Instrumentation:
+    """Install tracing, metrics and logs on ``webhooks``; return the observer installed.
+
+    Each of ``tracing``, ``metrics`` (OpenTelemetry metrics) and ``prometheus`` is on
+    when it is ``True`` (its extra must then be installed), off when ``False``, and by
+    default on when its package is installed or its provider/registry is given.
+    Without a provider, OpenTelemetry's global ones are used (configure the SDK as
+    usual); without ``prometheus_registry``, ``prometheus_client``'s default registry.
+    If you already export OpenTelemetry metrics to Prometheus, pass ``prometheus=False``
+    so the same metrics are not exposed twice.
+
+    ``logs``: a summary record per delivery on ``commet_webhooks.delivery`` (``log_level``
+    for 2xx answers, WARNING otherwise) and the delivery's fields on the library's records.
+    ``enrich_http_span``: also put ``commet.event.type``/``commet.event.id``/``commet.outcome``
+    on the framework's HTTP span, when there is a recording one.
+    """
+    from ..dispatch import Webhooks as _Webhooks
+
+    if not isinstance(webhooks, _Webhooks):
+        raise TypeError(f"instrument() takes a Webhooks, got {type(webhooks).__name__}")
+    current = webhooks.observer
+    if current is not None and not isinstance(current, Instrumentation):
+        raise ValueError(
+            "this Webhooks already has an observer of its own; instrument() would replace it"
+        )
+
+    def wanted(flag: bool | None, given: object, module: str, extra: str) -> bool:
+        if flag is False:
+            return False
+        if flag is True or given is not None:
+            _require(module, extra)
+            return True
+        return _available(module)
+
+    use_tracing = wanted(tracing, tracer_provider, "opentelemetry.trace", "otel")
+    use_metrics = wanted(metrics, meter_provider, "opentelemetry.metrics", "otel")
+    use_prometheus = wanted(prometheus, prometheus_registry, "prometheus_client", "prometheus")
+    registry = prometheus_registry
+    if use_prometheus and registry is None:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    keys = webhooks._keys
+    store = webhooks.idempotency_store
+    instrumentation = Instrumentation(
+        fingerprints=tuple(keys.fingerprint(i) for i in range(len(keys))),
+        store_backend=None if store is None else type(store).__name__,
+        tracer_provider=tracer_provider,
+        tracing=use_tracing,
+        meter_provider=meter_provider,
+        otel_metrics_enabled=use_metrics,
+        prometheus_registry=registry if use_prometheus else None,
+        logs=logs,
+        log_level=log_level,
+        enrich_http_span=enrich_http_span,
+    )
+    webhooks.observer = instrumentation
+    return instrumentation
+
+
+def uninstrument(webhooks: Webhooks) -> None:
+    """Remove what :func:`instrument` installed (the metrics already exported stay)."""
+    if isinstance(webhooks.observer, Instrumentation):
+        webhooks.observer = None
+
+
+@contextlib.contextmanager
+def continue_trace(delivery: OffloadedDelivery | Mapping[str, str]) -> Iterator[None]:
+    """Make the trace a delivery was queued under current, around a worker's call.
+
+    >>> with continue_trace(delivery):
+    ...     webhooks.handle_offloaded(delivery)
+
+    The worker's delivery span then joins the receiver's trace. Without OpenTelemetry
+    installed, or without a context in the delivery, it does nothing.
+    """
+    carrier = delivery if isinstance(delivery, Mapping) else delivery.context
+    if not carrier or not _available("opentelemetry.context"):
+        yield
+        return
+    from opentelemetry import context, propagate
+
+    attached = context.attach(propagate.extract(dict(carrier)))
+    try:
+        yield
+    finally:
+        context.detach(attached)
+
+
+def metrics_asgi_app(registry: CollectorRegistry | None = None) -> Any:
+    """An ASGI app serving the Prometheus exposition of ``registry`` (default: the global one).
+
+    >>> Mount("/metrics", app=metrics_asgi_app())
+    """
+    _require("prometheus_client", "prometheus")
+    from prometheus_client import REGISTRY, make_asgi_app
+
+    return make_asgi_app(registry if registry is not None else REGISTRY)
+
+
+def metrics_wsgi_app(registry: CollectorRegistry | None = None) -> Any:
+    """A WSGI app serving the Prometheus exposition of ``registry`` (default: the global one)."""
+    _require("prometheus_client", "prometheus")
+    from prometheus_client import REGISTRY, make_wsgi_app
+
+    return make_wsgi_app(registry if registry is not None else REGISTRY)
