@@ -27,8 +27,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import time
 from collections.abc import Iterator, Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -86,21 +86,38 @@ def event_label(event_type: str) -> str:
 
 
 class _Delivery:
-    """The token for one delivery: what the later hooks need."""
+    """The token for one delivery: what the later hooks need.
 
-    __slots__ = (
-        "context_span", "event_id", "event_type", "fields", "label", "log_token", "parent", "span"
-    )  # fmt: skip
+    No ``__init__``: the class attributes are the defaults, so a delivery that sets
+    little costs little.
+    """
 
-    def __init__(self) -> None:
-        self.span: Any = None  # our span when it records, else None
-        self.context_span: Any = None  # our span, recording or not (its context propagates)
-        self.parent: Any = None  # the HTTP span, when it records and is enriched
-        self.event_type: str | None = None
-        self.event_id: str | None = None
-        self.label = NO_EVENT
-        self.fields: dict[str, Any] | None = None
-        self.log_token: Any = None
+    span: Any = None  # our span, when it records
+    context_span: Any = None  # our span or the unsampled parent: the context to propagate
+    parent: Any = None  # the framework's HTTP span, when it records and is enriched
+    event_type: str | None = None
+    event_id: str | None = None
+    label = NO_EVENT
+    secret: tuple[str, str] | None = None  # (position, fingerprint)
+    admission_seconds: float | None = None
+    handlers: list[tuple[str, str, float, bool]] | None = None
+    stores: list[tuple[str, float, bool]] | None = None
+    outcome: str | None = None
+    log_token: Any = None
+
+    def log_fields(self) -> dict[str, Any]:
+        """What is known so far, as log record attributes."""
+        fields: dict[str, Any] = {}
+        if self.event_type is not None:
+            fields["event_type"] = self.event_type
+        if self.event_id is not None:
+            fields["event_id"] = self.event_id
+        if self.secret is not None:
+            fields["secret_position"] = int(self.secret[0])
+            fields["secret_fingerprint"] = self.secret[1]
+        if self.outcome is not None:
+            fields["outcome"] = self.outcome
+        return fields
 
 
 class Instrumentation(Observer):
@@ -119,8 +136,10 @@ class Instrumentation(Observer):
         logs: bool = True,
         log_level: int = logging.INFO,
         enrich_http_span: bool = True,
+        follow_parent_sampling: bool = True,
     ) -> None:
         self._fingerprints = fingerprints
+        self._follow_parent = follow_parent_sampling
         self._store_backend = store_backend
         self._log_level = log_level
         self._logs = logs
@@ -145,6 +164,7 @@ class Instrumentation(Observer):
         if otel_metrics_enabled:
             sinks.append(otel_metrics(meter_provider, __version__))
         self._sinks = tuple(sinks)
+        self._measure = bool(sinks)
         if logs:
             install_filter()
 
@@ -167,58 +187,53 @@ class Instrumentation(Observer):
 
     def delivery_started(self, headers: Mapping[str, str] | Any) -> _Delivery:
         delivery = _Delivery()
-        tracer = self._tracer
-        if tracer is not None:
-            if self._enrich:
-                parent = self._trace.get_current_span()
-                if parent.is_recording():
-                    delivery.parent = parent
-            span = tracer.start_span(
-                "process commet", kind=self._consumer, attributes=_BASE_ATTRIBUTES
-            )
-            # Not sampled: no child spans, no attributes; the context still propagates.
-            delivery.context_span = span
-            if span.is_recording():
-                delivery.span = span
-            else:
-                delivery.parent = None
+        if self._tracer is not None:
+            self._start_span(delivery)
         if self._logs:
-            delivery.fields = {}
-            delivery.log_token = CURRENT.set(delivery.fields)
+            delivery.log_token = CURRENT.set(delivery)
         return delivery
+
+    def _start_span(self, delivery: _Delivery) -> None:
+        parent = self._trace.get_current_span()
+        if self._follow_parent:
+            parent_context = parent.get_span_context()
+            if parent_context.is_valid and not parent_context.trace_flags.sampled:
+                # The HTTP span was not sampled, so under the usual parent-based sampler
+                # ours would not be either: make none, propagate the parent's context.
+                delivery.context_span = parent
+                return
+        span = self._tracer.start_span(
+            "process commet", kind=self._consumer, attributes=_BASE_ATTRIBUTES
+        )
+        delivery.context_span = span
+        if span.is_recording():  # not sampled: no child spans, no attributes
+            delivery.span = span
+            if self._enrich and parent.is_recording():
+                delivery.parent = parent
 
     def admitted(self, token: Any, admission: Admitted | Rejected, seconds: float) -> None:
         delivery: _Delivery = token
-        position = fingerprint = None
-        if isinstance(admission, Admitted):
-            event = admission.event
-            delivery.event_type = event.event
-            delivery.event_id = event.id
-            delivery.label = label = event_label(event.event)
-            index = admission.secret_index
-            position = str(index)
-            if 0 <= index < len(self._fingerprints):
-                fingerprint = self._fingerprints[index]
-            span = delivery.span
-            if span is not None:
-                span.update_name(f"process {label}")
-                span.set_attributes(self._event_attributes(event.event, event.id))
-                span.set_attribute("commet.secret.position", index)
-                if fingerprint is not None:
-                    span.set_attribute("commet.secret.fingerprint", fingerprint)
-            parent = delivery.parent
-            if parent is not None:
-                parent.set_attributes(self._event_attributes(event.event, event.id))
-            fields = delivery.fields
-            if fields is not None:
-                fields["event_type"] = event.event
-                if event.id is not None:
-                    fields["event_id"] = event.id
-                fields["secret_position"] = index
-                if fingerprint is not None:
-                    fields["secret_fingerprint"] = fingerprint
-        for sink in self._sinks:
-            sink.admitted(seconds, position, fingerprint)
+        delivery.admission_seconds = seconds
+        if type(admission) is not Admitted:
+            return
+        event = admission.event
+        event_type = delivery.event_type = event.event
+        delivery.event_id = event.id
+        delivery.label = event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT
+        index = admission.secret_index
+        fingerprints = self._fingerprints
+        if 0 <= index < len(fingerprints):
+            delivery.secret = (str(index), fingerprints[index])
+        span = delivery.span
+        if span is not None:
+            span.update_name(f"process {delivery.label}")
+            attributes = _event_attributes(event_type, event.id)
+            span.set_attributes(attributes)
+            span.set_attribute("commet.secret.position", index)
+            if delivery.secret is not None:
+                span.set_attribute("commet.secret.fingerprint", delivery.secret[1])
+            if delivery.parent is not None:
+                delivery.parent.set_attributes(attributes)
 
     # Plain context-manager objects: a generator-based one costs twice as much per call.
     # (The base class declares @contextmanager's type; any context manager does.)
@@ -242,21 +257,19 @@ class Instrumentation(Observer):
                     CURRENT.set(None)
 
     def _finish(self, delivery: _Delivery, response: WebhookResponse, seconds: float) -> None:
-        outcome = response.outcome.value
-        ok = 200 <= response.status < 300
-        event = response.event
+        outcome = delivery.outcome = response.outcome.value
+        status = response.status
+        ok = 200 <= status < 300
         span = delivery.span
+        event = response.event
         if delivery.event_type is None and event is not None:  # rejected, yet parsed
             delivery.event_type, delivery.event_id = event.event, event.id
             delivery.label = event_label(event.event)
             if span is not None:
-                span.set_attributes(self._event_attributes(event.event, event.id))
-            if delivery.fields is not None:
-                delivery.fields["event_type"] = event.event
-                if event.id is not None:
-                    delivery.fields["event_id"] = event.id
-        for sink in self._sinks:
-            sink.finished(delivery.label, outcome, seconds, ok)
+                span.set_attributes(_event_attributes(event.event, event.id))
+        if self._measure:
+            for sink in self._sinks:
+                sink.delivery(delivery, outcome, seconds, ok)
         if span is not None:
             span.set_attribute("commet.outcome", outcome)
             if outcome in _FAILED_OUTCOMES:
@@ -265,18 +278,18 @@ class Instrumentation(Observer):
             span.end()
             if delivery.parent is not None:
                 delivery.parent.set_attribute("commet.outcome", outcome)
-        fields = delivery.fields
-        if fields is not None:
-            fields["outcome"] = outcome
+        if self._logs:
             level = self._log_level if ok else logging.WARNING
             if delivery_logger.isEnabledFor(level):
-                extra = {**fields, "status": response.status, "duration_ms": seconds * 1000.0}
+                extra = delivery.log_fields()
+                extra["status"] = status
+                extra["duration_ms"] = round(seconds * 1000.0, 3)
                 delivery_logger.log(
                     level,
                     "webhook %s %s answered %d (%s) in %.1f ms",
                     delivery.event_type or "(unverified)",
                     delivery.event_id or "",
-                    response.status,
+                    status,
                     outcome,
                     seconds * 1000.0,
                     extra=extra,
@@ -293,14 +306,6 @@ class Instrumentation(Observer):
         return carrier
 
     # ------------------------------------------------------------ helpers
-
-    @staticmethod
-    def _event_attributes(event_type: str, event_id: str | None) -> dict[str, str]:
-        attributes = {"commet.event.type": event_type}
-        if event_id is not None:
-            attributes["commet.event.id"] = event_id
-            attributes["messaging.message.id"] = event_id
-        return attributes
 
     def _child_span(self, parent: Any, name: str, attributes: dict[str, Any]) -> tuple[Any, Any]:
         """Start a child span of ``parent`` and make it current; returns (span, detach token)."""
@@ -321,6 +326,14 @@ class Instrumentation(Observer):
             self._context.detach(attached)
 
 
+def _event_attributes(event_type: str, event_id: str | None) -> dict[str, str]:
+    attributes = {"commet.event.type": event_type}
+    if event_id is not None:
+        attributes["commet.event.id"] = event_id
+        attributes["messaging.message.id"] = event_id
+    return attributes
+
+
 class _HandlerScope:
     """Around one handler call: its span, its duration and whether it raised."""
 
@@ -329,13 +342,11 @@ class _HandlerScope:
     def __init__(self, obs: Instrumentation, token: Any, name: str, event_type: str) -> None:
         self._obs, self._token, self._name, self._event_type = obs, token, name, event_type
         self._span: Any = None
-        self._attached: Any = None
 
     def __enter__(self) -> None:
-        self._started = time.perf_counter()
-        try:
-            parent = getattr(self._token, "span", None)
-            if parent is not None:
+        parent = getattr(self._token, "span", None)
+        if parent is not None:
+            try:
                 self._span, self._attached = self._obs._child_span(
                     parent,
                     f"handler {self._name}",
@@ -345,16 +356,20 @@ class _HandlerScope:
                         "commet.event.type": self._event_type,
                     },
                 )
-        except Exception:
-            logger.exception("instrumentation failed to start a handler span")
+            except Exception:
+                logger.exception("instrumentation failed to start a handler span")
+        self._started = perf_counter()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        seconds = time.perf_counter() - self._started
+        seconds = perf_counter() - self._started
         try:
-            failed = exc is not None and isinstance(exc, Exception)
-            label = event_label(self._event_type)
-            for sink in self._obs._sinks:
-                sink.handler(label, self._name, seconds, failed)
+            token = self._token
+            if self._obs._measure and isinstance(token, _Delivery):
+                if token.handlers is None:
+                    token.handlers = []
+                token.handlers.append(
+                    (event_label(self._event_type), self._name, seconds, exc is not None)
+                )
             if self._span is not None:
                 self._obs._end_child(self._span, self._attached, exc)
         except Exception:
@@ -369,28 +384,29 @@ class _StoreScope:
     def __init__(self, obs: Instrumentation, token: Any, operation: str) -> None:
         self._obs, self._token, self._operation = obs, token, operation
         self._span: Any = None
-        self._attached: Any = None
 
     def __enter__(self) -> None:
-        self._started = time.perf_counter()
-        try:
-            parent = getattr(self._token, "span", None)
-            if parent is not None:
+        parent = getattr(self._token, "span", None)
+        if parent is not None:
+            try:
                 attributes = {"commet.store.operation": self._operation}
                 if self._obs._store_backend is not None:
                     attributes["commet.store.backend"] = self._obs._store_backend
                 self._span, self._attached = self._obs._child_span(
                     parent, f"idempotency store {self._operation}", attributes
                 )
-        except Exception:
-            logger.exception("instrumentation failed to start a store span")
+            except Exception:
+                logger.exception("instrumentation failed to start a store span")
+        self._started = perf_counter()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        seconds = time.perf_counter() - self._started
+        seconds = perf_counter() - self._started
         try:
-            failed = exc is not None
-            for sink in self._obs._sinks:
-                sink.store(self._operation, seconds, failed)
+            token = self._token
+            if self._obs._measure and isinstance(token, _Delivery):
+                if token.stores is None:
+                    token.stores = []
+                token.stores.append((self._operation, seconds, exc is not None))
             if self._span is not None:
                 self._obs._end_child(self._span, self._attached, exc)
         except Exception:
@@ -426,6 +442,7 @@ def instrument(
     logs: bool = True,
     log_level: int = logging.INFO,
     enrich_http_span: bool = True,
+    follow_parent_sampling: bool = True,
 ) -> Instrumentation:
     """Install tracing, metrics and logs on ``webhooks``; return the observer installed.
 
@@ -441,6 +458,9 @@ def instrument(
     for 2xx answers, WARNING otherwise) and the delivery's fields on the library's records.
     ``enrich_http_span``: also put ``commet.event.type``/``commet.event.id``/``commet.outcome``
     on the framework's HTTP span, when there is a recording one.
+    ``follow_parent_sampling``: when the current span was not sampled, make no span of
+    our own (the parent-based sampler, OpenTelemetry's default, would drop it anyway)
+    and propagate the current context; ``False`` asks the sampler for every delivery.
     """
     from ..dispatch import Webhooks as _Webhooks
 
@@ -481,6 +501,7 @@ def instrument(
         logs=logs,
         log_level=log_level,
         enrich_http_span=enrich_http_span,
+        follow_parent_sampling=follow_parent_sampling,
     )
     webhooks.observer = instrumentation
     return instrumentation

@@ -17,20 +17,20 @@ from typing import IO, Any
 
 __all__ = ["CURRENT", "DeliveryFields", "JsonFormatter", "install_filter", "log_json"]
 
-CURRENT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "commet_webhooks_delivery", default=None
 )
-"""The fields of the delivery being handled in this context (thread or task)."""
+"""The delivery being handled in this context (thread or task): has ``log_fields()``."""
 
 
 class DeliveryFields(logging.Filter):
     """Add the current delivery's known fields to a record (never overriding ``extra``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = CURRENT.get()
-        if fields:
+        delivery = CURRENT.get()
+        if delivery is not None:
             attributes = record.__dict__
-            for key, value in fields.items():
+            for key, value in delivery.log_fields().items():
                 if key not in attributes:
                     attributes[key] = value
         return True

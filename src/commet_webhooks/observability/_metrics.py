@@ -12,9 +12,11 @@ shared by every ``Webhooks`` instrumented with it.
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -110,97 +112,193 @@ METRICS: tuple[MetricSpec, ...] = (
 SPECS = {spec.otel.split(".", 1)[1]: spec for spec in METRICS}
 
 
-class FailureStreak:
-    """Non-2xx answers in a row, shared by every receiver exporting to one place."""
+class Aggregate:
+    """Counts and histograms kept in plain dictionaries under one lock.
 
-    __slots__ = ("_lock", "value")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def answered(self, ok: bool) -> int:
-        with self._lock:
-            self.value = 0 if ok else self.value + 1
-            return self.value
-
-
-class PrometheusMetrics:
-    """The metrics as ``prometheus_client`` collectors in one registry.
-
-    Label children are cached, so a delivery costs a dictionary lookup per metric.
+    A delivery costs a few dictionary updates; exporters read a snapshot when they
+    collect (a Prometheus scrape, an OpenTelemetry collection). ``histograms=False``
+    keeps counters only (OpenTelemetry records its histograms itself).
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        from prometheus_client import Counter, Gauge, Histogram
+    def __init__(self, *, histograms: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._histograms = histograms
+        # Each series is a mutable cell: [value] for a counter; for a histogram, the
+        # count in each bucket (not cumulative), the +Inf bucket, then the sum.
+        self.counters: dict[str, dict[tuple[str, ...], list[float]]] = {
+            key: {} for key, spec in SPECS.items() if spec.kind == "counter"
+        }
+        self.histograms: dict[str, dict[tuple[str, ...], list[float]]] = {
+            key: {} for key, spec in SPECS.items() if spec.kind == "histogram"
+        }
+        self.streak = 0
+        # The cells a delivery touches, found with one dictionary lookup per kind.
+        self._by_outcome: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        self._by_handler: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._by_store: dict[str, tuple[Any, Any]] = {}
+        self._by_secret: dict[tuple[str, str], list[float]] = {}
+        self._admission = self._hist("admission.duration", ())
+        self._delivery_bounds = SPECS["delivery.duration"].buckets
+        self._handler_bounds = SPECS["handler.duration"].buckets
+        self._store_bounds = SPECS["store.duration"].buckets
+        self._admission_bounds = SPECS["admission.duration"].buckets
 
-        def make(key: str) -> Any:
-            spec = SPECS[key]
-            name = spec.prometheus.removesuffix("_total")
-            if spec.kind == "counter":
-                return Counter(name, spec.description, spec.labels, registry=registry)
-            if spec.kind == "histogram":
-                return Histogram(
-                    name, spec.description, spec.labels, registry=registry, buckets=spec.buckets
+    def _cell(self, key: str, labels: tuple[str, ...]) -> list[float]:
+        return self.counters[key].setdefault(labels, [0.0])
+
+    def _hist(self, key: str, labels: tuple[str, ...]) -> list[float] | None:
+        if not self._histograms:
+            return None
+        size = len(SPECS[key].buckets) + 2
+        return self.histograms[key].setdefault(labels, [0.0] * size)
+
+    def delivery(self, delivery: Any, outcome: str, seconds: float, ok: bool) -> None:
+        """Everything one delivery measured, under one lock acquisition."""
+        label = delivery.label
+        with self._lock:
+            cells = self._by_outcome.get((label, outcome))
+            if cells is None:
+                cells = self._by_outcome[(label, outcome)] = (
+                    self._cell("deliveries", (label, outcome)),
+                    self._hist("delivery.duration", (label,)),
+                    self._cell("duplicates", (label,)) if outcome == "duplicate" else None,
                 )
-            return Gauge(name, spec.description, spec.labels, registry=registry)
+            count, histogram, duplicates = cells
+            count[0] += 1.0
+            if histogram is not None:
+                histogram[bisect_left(self._delivery_bounds, seconds)] += 1.0
+                histogram[-1] += seconds
+            if duplicates is not None:
+                duplicates[0] += 1.0
+            self.streak = 0 if ok else self.streak + 1
+            spent = delivery.admission_seconds
+            if spent is not None and self._admission is not None:
+                self._admission[bisect_left(self._admission_bounds, spent)] += 1.0
+                self._admission[-1] += spent
+            secret = delivery.secret
+            if secret is not None:
+                used = self._by_secret.get(secret)
+                if used is None:
+                    used = self._by_secret[secret] = self._cell("secret.used", secret)
+                used[0] += 1.0
+            if delivery.handlers is not None:
+                self._handlers(delivery.handlers)
+            if delivery.stores is not None:
+                self._stores(delivery.stores)
 
+    def _handlers(self, calls: list[tuple[str, str, float, bool]]) -> None:
+        for event_type, name, spent, failed in calls:
+            cells = self._by_handler.get((event_type, name))
+            if cells is None:
+                labels = (event_type, name)
+                cells = self._by_handler[labels] = (
+                    self._hist("handler.duration", labels),
+                    self._cell("handler.errors", labels),
+                )
+            histogram, errors = cells
+            if histogram is not None:
+                histogram[bisect_left(self._handler_bounds, spent)] += 1.0
+                histogram[-1] += spent
+            if failed:
+                errors[0] += 1.0
+
+    def _stores(self, calls: list[tuple[str, float, bool]]) -> None:
+        for operation, spent, failed in calls:
+            cells = self._by_store.get(operation)
+            if cells is None:
+                cells = self._by_store[operation] = (
+                    self._hist("store.duration", (operation,)),
+                    self._cell("store.errors", (operation,)),
+                )
+            histogram, errors = cells
+            if histogram is not None:
+                histogram[bisect_left(self._store_bounds, spent)] += 1.0
+                histogram[-1] += spent
+            if failed:
+                errors[0] += 1.0
+
+    def snapshot(self) -> tuple[dict[str, dict[tuple[str, ...], float]], dict[str, Any], int]:
+        """Counters (created-but-zero error series left out), histograms, failure streak."""
+        with self._lock:
+            counters = {
+                key: {labels: cell[0] for labels, cell in series.items() if cell[0]}
+                for key, series in self.counters.items()
+            }
+            histograms = {
+                key: {labels: list(slots) for labels, slots in series.items()}
+                for key, series in self.histograms.items()
+            }
+            return counters, histograms, self.streak
+
+
+class PrometheusMetrics(Aggregate):
+    """The metrics, exposed through a ``prometheus_client`` registry by a custom collector."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
         self.registry = registry
-        self.streak = FailureStreak()
-        self._deliveries = make("deliveries")
-        self._delivery_duration = make("delivery.duration")
-        self.admission_duration = make("admission.duration")
-        self._handler_duration = make("handler.duration")
-        self._handler_errors = make("handler.errors")
-        self._store_duration = make("store.duration")
-        self._store_errors = make("store.errors")
-        self._duplicates = make("duplicates")
-        self._secret_used = make("secret.used")
-        self._streak_gauge = make("consecutive_failures")
-        self._children: dict[tuple[Any, ...], Any] = {}
+        registry.register(_Collector(self))
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
-    def admitted(self, seconds: float, position: str | None, fingerprint: str | None) -> None:
-        self.admission_duration.observe(seconds)
-        if position is not None and fingerprint is not None:
-            self._child(self._secret_used, position, fingerprint).inc()
+class _Collector:
+    """``prometheus_client`` collector reading an :class:`Aggregate` at scrape time."""
 
-    def handler(self, event_type: str, name: str, seconds: float, failed: bool) -> None:
-        self._child(self._handler_duration, event_type, name).observe(seconds)
-        if failed:
-            self._child(self._handler_errors, event_type, name).inc()
+    def __init__(self, aggregate: Aggregate) -> None:
+        self._aggregate = aggregate
 
-    def store(self, operation: str, seconds: float, failed: bool) -> None:
-        self._child(self._store_duration, operation).observe(seconds)
-        if failed:
-            self._child(self._store_errors, operation).inc()
+    def describe(self) -> list[Any]:
+        return list(self._families(({}, {}, 0), samples=False))
 
-    def finished(self, event_type: str, outcome: str, seconds: float, ok: bool) -> None:
-        self._child(self._deliveries, event_type, outcome).inc()
-        self._child(self._delivery_duration, event_type).observe(seconds)
-        if outcome == "duplicate":
-            self._child(self._duplicates, event_type).inc()
-        self._streak_gauge.set(self.streak.answered(ok))
+    def collect(self) -> list[Any]:
+        return list(self._families(self._aggregate.snapshot(), samples=True))
+
+    def _families(self, snapshot: tuple[Any, Any, int], *, samples: bool) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        counters, histograms, streak = snapshot
+        for key, spec in SPECS.items():
+            labels = list(spec.labels)
+            if spec.kind == "counter":
+                name = spec.prometheus.removesuffix("_total")
+                family: Any = CounterMetricFamily(name, spec.description, labels=labels)
+                for values, total in counters.get(key, {}).items():
+                    family.add_metric(list(values), total)
+            elif spec.kind == "histogram":
+                family = HistogramMetricFamily(spec.prometheus, spec.description, labels=labels)
+                for values, slots in histograms.get(key, {}).items():
+                    running, buckets = 0.0, []
+                    for bound, count in zip((*spec.buckets, math.inf), slots, strict=False):
+                        running += count
+                        buckets.append((_le(bound), running))
+                    family.add_metric(list(values), buckets, slots[-1])
+            else:
+                family = GaugeMetricFamily(spec.prometheus, spec.description, labels=labels)
+                if samples:
+                    family.add_metric([], streak)
+            yield family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == math.inf else repr(float(bound))
 
 
 class OtelMetrics:
-    """The metrics as OpenTelemetry instruments from one meter provider."""
+    """The metrics as OpenTelemetry instruments from one meter provider.
+
+    Counters and the failure streak are observable instruments reading an
+    :class:`Aggregate` (a delivery costs a dictionary update, not an SDK call);
+    durations are histograms recorded as they happen.
+    """
 
     def __init__(self, meter_provider: MeterProvider | None, version: str) -> None:
         from opentelemetry import metrics
 
         meter = metrics.get_meter("commet_webhooks", version, meter_provider=meter_provider)
-        self.streak = FailureStreak()
-
-        def counter(key: str) -> Any:
-            spec = SPECS[key]
-            return meter.create_counter(spec.otel, unit=spec.unit, description=spec.description)
+        self._aggregate = Aggregate(histograms=False)
 
         def histogram(key: str) -> Any:
             spec = SPECS[key]
@@ -216,60 +314,65 @@ class OtelMetrics:
                     spec.otel, unit=spec.unit, description=spec.description
                 )
 
-        self._deliveries = counter("deliveries")
-        self._delivery_duration = histogram("delivery.duration")
-        self._admission_duration = histogram("admission.duration")
-        self._handler_duration = histogram("handler.duration")
-        self._handler_errors = counter("handler.errors")
-        self._store_duration = histogram("store.duration")
-        self._store_errors = counter("store.errors")
-        self._duplicates = counter("duplicates")
-        self._secret_used = counter("secret.used")
+        for key, spec in SPECS.items():
+            if spec.kind == "counter":
+                meter.create_observable_counter(
+                    spec.otel,
+                    [self._counter_callback(key)],
+                    unit=spec.unit,
+                    description=spec.description,
+                )
         streak = SPECS["consecutive_failures"]
         meter.create_observable_gauge(
             streak.otel, [self._observe_streak], unit=streak.unit, description=streak.description
         )
-        # Attribute dicts are reused: building them is most of an instrument call's cost.
+        self._delivery_duration = histogram("delivery.duration")
+        self._admission_duration = histogram("admission.duration")
+        self._handler_duration = histogram("handler.duration")
+        self._store_duration = histogram("store.duration")
+        # Attribute dicts are reused: building them is a good part of a record's cost.
         self._attributes: dict[tuple[str, ...], dict[str, str]] = {}
+
+    def _counter_callback(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        names = SPECS[key].labels
+
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            from opentelemetry.metrics import Observation
+
+            series = self._aggregate.snapshot()[0][key]
+            return [
+                Observation(total, dict(zip(names, labels, strict=True)))
+                for labels, total in series.items()
+            ]
+
+        return observe
 
     def _observe_streak(self, options: CallbackOptions) -> Iterable[Observation]:
         from opentelemetry.metrics import Observation
 
-        return [Observation(self.streak.value)]
+        return [Observation(self._aggregate.streak)]
 
-    def _attrs(self, names: Sequence[str], *values: str) -> dict[str, str]:
+    def _attrs(self, names: tuple[str, ...], *values: str) -> dict[str, str]:
         key = (*names, *values)
         attributes = self._attributes.get(key)
         if attributes is None:
             attributes = self._attributes[key] = dict(zip(names, values, strict=True))
         return attributes
 
-    def admitted(self, seconds: float, position: str | None, fingerprint: str | None) -> None:
-        self._admission_duration.record(seconds)
-        if position is not None and fingerprint is not None:
-            self._secret_used.add(
-                1, self._attrs(("secret_position", "secret_fingerprint"), position, fingerprint)
-            )
-
-    def handler(self, event_type: str, name: str, seconds: float, failed: bool) -> None:
-        attributes = self._attrs(("event_type", "handler"), event_type, name)
-        self._handler_duration.record(seconds, attributes)
-        if failed:
-            self._handler_errors.add(1, attributes)
-
-    def store(self, operation: str, seconds: float, failed: bool) -> None:
-        attributes = self._attrs(("operation",), operation)
-        self._store_duration.record(seconds, attributes)
-        if failed:
-            self._store_errors.add(1, attributes)
-
-    def finished(self, event_type: str, outcome: str, seconds: float, ok: bool) -> None:
-        self._deliveries.add(1, self._attrs(("event_type", "outcome"), event_type, outcome))
-        by_type = self._attrs(("event_type",), event_type)
-        self._delivery_duration.record(seconds, by_type)
-        if outcome == "duplicate":
-            self._duplicates.add(1, by_type)
-        self.streak.answered(ok)
+    def delivery(self, delivery: Any, outcome: str, seconds: float, ok: bool) -> None:
+        self._aggregate.delivery(delivery, outcome, seconds, ok)
+        label = delivery.label
+        self._delivery_duration.record(seconds, self._attrs(("event_type",), label))
+        if delivery.admission_seconds is not None:
+            self._admission_duration.record(delivery.admission_seconds)
+        if delivery.handlers is not None:
+            for event_type, name, spent, _ in delivery.handlers:
+                self._handler_duration.record(
+                    spent, self._attrs(("event_type", "handler"), event_type, name)
+                )
+        if delivery.stores is not None:
+            for operation, spent, _ in delivery.stores:
+                self._store_duration.record(spent, self._attrs(("operation",), operation))
 
 
 _lock = threading.Lock()
