@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from commet_webhooks import MemoryStore, Webhooks
+from commet_webhooks import MemoryStore, Observer, Webhooks
 from commet_webhooks.events import EVENT_TYPES
 from commet_webhooks.testing import sample_event, signed_request
 
@@ -124,6 +124,9 @@ def main() -> None:
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
 
     setups: dict[str, Callable[[Webhooks], object]] = {
+        "no-op Observer (the core's hook calls alone)": lambda w: setattr(
+            w, "observer", Observer()
+        ),
         "tracing (sampled off) + Prometheus + logs": lambda w: instrument(
             w,
             tracer_provider=tracer_provider,
