@@ -105,7 +105,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 

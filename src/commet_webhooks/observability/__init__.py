@@ -104,6 +104,28 @@ class _Delivery:
     stores: list[tuple[str, float, bool]] | None = None
     outcome: str | None = None
     log_token: Any = None
+    # The token doubles as the context manager of one handler or store call at a time
+    # when no span is made (the common, unsampled case): no object per call.
+    busy = False
+    scope: tuple[str, str | None] = ("", None)  # (handler name, event type) or (operation, None)
+    scope_started = 0.0
+
+    def __enter__(self) -> None:
+        self.scope_started = perf_counter()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        spent = perf_counter() - self.scope_started
+        self.busy = False
+        name, event_type = self.scope
+        if event_type is None:
+            if self.stores is None:
+                self.stores = []
+            self.stores.append((name, spent, exc is not None))
+        else:
+            if self.handlers is None:
+                self.handlers = []
+            label = event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT
+            self.handlers.append((label, name, spent, exc is not None))
 
     def log_fields(self) -> dict[str, Any]:
         """What is known so far, as log record attributes."""
@@ -197,7 +219,7 @@ class Instrumentation(Observer):
         parent = self._trace.get_current_span()
         if self._follow_parent:
             parent_context = parent.get_span_context()
-            if parent_context.is_valid and not parent_context.trace_flags.sampled:
+            if not parent_context.trace_flags.sampled and parent_context.is_valid:
                 # The HTTP span was not sampled, so under the usual parent-based sampler
                 # ours would not be either: make none, propagate the parent's context.
                 delivery.context_span = parent
@@ -239,10 +261,24 @@ class Instrumentation(Observer):
     # (The base class declares @contextmanager's type; any context manager does.)
     def handler(  # type: ignore[override]
         self, token: Any, name: str, event_type: str
-    ) -> _HandlerScope:
+    ) -> contextlib.AbstractContextManager[None]:
+        if type(token) is _Delivery and token.span is None:
+            if not self._measure:
+                return _NOTHING
+            if not token.busy:
+                token.busy, token.scope = True, (name, event_type)
+                return token
         return _HandlerScope(self, token, name, event_type)
 
-    def store_call(self, token: Any, operation: str) -> _StoreScope:  # type: ignore[override]
+    def store_call(  # type: ignore[override]
+        self, token: Any, operation: str
+    ) -> contextlib.AbstractContextManager[None]:
+        if type(token) is _Delivery and token.span is None:
+            if not self._measure:
+                return _NOTHING
+            if not token.busy:
+                token.busy, token.scope = True, (operation, None)
+                return token
         return _StoreScope(self, token, operation)
 
     def delivery_finished(self, token: Any, response: WebhookResponse, seconds: float) -> None:
@@ -257,7 +293,8 @@ class Instrumentation(Observer):
                     CURRENT.set(None)
 
     def _finish(self, delivery: _Delivery, response: WebhookResponse, seconds: float) -> None:
-        outcome = delivery.outcome = response.outcome.value
+        # Outcome is a str enum: its str content is its value (without the enum's property).
+        outcome = delivery.outcome = str.__str__(response.outcome)
         status = response.status
         ok = 200 <= status < 300
         span = delivery.span
@@ -324,6 +361,9 @@ class Instrumentation(Observer):
             span.end()
         finally:
             self._context.detach(attached)
+
+
+_NOTHING = contextlib.nullcontext()
 
 
 def _event_attributes(event_type: str, event_id: str | None) -> dict[str, str]:
