@@ -301,4 +301,10 @@ def test_tracing_sampled_off_records_nothing_and_answers_the_same() -> None:
     instrument(webhooks, tracer_provider=provider, metrics=False, prometheus=False)
     response = webhooks.handle_sync(*request())
     assert response.outcome == "handler_error" and spans.get_finished_spans() == ()
+    # Every root is dropped: no trace is started, so none travels with a queued delivery.
+    queue = ListQueue()
+    receiver = Webhooks(SECRET, offload=queue)
+    instrument(receiver, tracer_provider=provider, metrics=False, prometheus=False)
+    assert receiver.handle_sync(*request()).outcome == "queued"
+    assert queue.items[0].context == {} and spans.get_finished_spans() == ()
     provider.shutdown()

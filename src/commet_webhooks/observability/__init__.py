@@ -168,6 +168,7 @@ class Instrumentation(Observer):
         self._enrich = enrich_http_span
         self._tracer: Any = None
         self._trace: Any = None
+        self._roots_dropped = False
         if tracing:
             from opentelemetry import context, propagate, trace
 
@@ -179,6 +180,7 @@ class Instrumentation(Observer):
             self._internal = trace.SpanKind.INTERNAL
             self._error = trace.StatusCode.ERROR
             self._status = trace.Status
+            self._roots_dropped = _drops_roots(getattr(self._tracer, "sampler", None))
         sinks: list[Any] = []
         self.prometheus_registry = prometheus_registry
         if prometheus_registry is not None:
@@ -217,13 +219,16 @@ class Instrumentation(Observer):
 
     def _start_span(self, delivery: _Delivery) -> None:
         parent = self._trace.get_current_span()
-        if self._follow_parent:
-            parent_context = parent.get_span_context()
-            if not parent_context.trace_flags.sampled and parent_context.is_valid:
-                # The HTTP span was not sampled, so under the usual parent-based sampler
-                # ours would not be either: make none, propagate the parent's context.
-                delivery.context_span = parent
-                return
+        parent_context = parent.get_span_context()
+        if not parent_context.trace_flags.sampled:
+            if parent_context.is_valid:
+                if self._follow_parent:
+                    # The HTTP span was not sampled, so under the usual parent-based
+                    # sampler ours would not be either: make none, keep its context.
+                    delivery.context_span = parent
+                    return
+            elif self._roots_dropped:
+                return  # no parent, and the sampler drops every root: no trace at all
         span = self._tracer.start_span(
             "process commet", kind=self._consumer, attributes=_BASE_ATTRIBUTES
         )
@@ -364,6 +369,17 @@ class Instrumentation(Observer):
 
 
 _NOTHING = contextlib.nullcontext()
+
+
+def _drops_roots(sampler: object) -> bool:
+    """Whether an SDK tracer's sampler drops every span without a parent (``always_off``)."""
+    if sampler is None:
+        return False
+    try:
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_OFF
+    except ImportError:  # another SDK
+        return False
+    return sampler is ALWAYS_OFF or sampler is DEFAULT_OFF
 
 
 def _event_attributes(event_type: str, event_id: str | None) -> dict[str, str]:
