@@ -199,3 +199,34 @@ def test_no_secret_and_no_body_in_logs_spans_or_metrics(
             assert marker not in text, (
                 f"{marker} leaked: {text[max(0, text.find(marker) - 300) :][:600]}"
             )
+
+
+def test_the_filter_on_a_handler_gives_the_applications_records_the_fields(
+    telemetry: Telemetry,
+) -> None:
+    from commet_webhooks.observability import DeliveryFields
+
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    keep.addFilter(DeliveryFields())
+    app_logger = logging.getLogger("myapp.billing")
+    app_logger.addHandler(keep)
+    app_logger.setLevel(logging.INFO)
+    try:
+        webhooks = Webhooks(
+            SECRET, on_payment_failed=lambda event: app_logger.info("dunning %s", event.id)
+        )
+        instrumented(telemetry, webhooks)
+        body, headers = request()
+        webhooks.handle_sync(body, headers)
+        app_logger.info("between deliveries")
+    finally:
+        app_logger.removeHandler(keep)
+    during, after = seen
+    assert during.event_id == event_id(body) and during.event_type == "payment.failed"  # type: ignore[attr-defined]
+    assert not hasattr(after, "event_id")
