@@ -209,28 +209,32 @@ def test_names_follow_prometheus_conventions() -> None:
         assert derived + ("_total" if spec.kind == "counter" else "") == spec.prometheus
 
 
+@pytest.mark.parametrize("broken", ["exporter", "delivery_started"])
 @pytest.mark.parametrize("drive", ["async", "sync"])
 def test_a_broken_exporter_never_changes_the_answer(
     telemetry: Telemetry,
     drive: str,
+    broken: str,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from commet_webhooks.observability import _metrics
+    from commet_webhooks.observability import _logs, _metrics
 
-    def broken(*args: Any) -> None:
+    def fails(*args: Any) -> None:
         raise RuntimeError("exporter is down")
 
-    monkeypatch.setattr(_metrics.Aggregate, "delivery", broken)
     ran: list[Any] = []
     webhooks = Webhooks(SECRET, idempotency_store=MemoryStore(), on_payment_failed=ran.append)
     observer = instrumented(telemetry, webhooks)
-    monkeypatch.setattr(observer, "delivery_started", broken)  # token is None from here
+    if broken == "exporter":
+        monkeypatch.setattr(_metrics.Aggregate, "delivery", fails)
+    else:
+        monkeypatch.setattr(observer, "delivery_started", fails)  # every later hook gets None
     body, headers = request()
-    response = (
-        asyncio.run(webhooks.handle(body, headers))
-        if drive == "async"
-        else webhooks.handle_sync(body, headers)
-    )
+    if drive == "async":
+        response = asyncio.run(webhooks.handle(body, headers))
+    else:
+        response = webhooks.handle_sync(body, headers)
     assert response.status == 200 and response.outcome == "ok" and len(ran) == 1
-    assert "observer hook" in caplog.text
+    assert "observer hook" in caplog.text and "exporter is down" in caplog.text
+    assert _logs.CURRENT.get() is None  # the delivery's log fields did not outlive it

@@ -239,7 +239,9 @@ class Instrumentation(Observer):
                 delivery.parent = parent
 
     def admitted(self, token: Any, admission: Admitted | Rejected, seconds: float) -> None:
-        delivery: _Delivery = token
+        if type(token) is not _Delivery:  # delivery_started failed: nothing to add to
+            return
+        delivery = token
         delivery.admission_seconds = seconds
         if type(admission) is not Admitted:
             return
@@ -287,14 +289,16 @@ class Instrumentation(Observer):
         return _StoreScope(self, token, operation)
 
     def delivery_finished(self, token: Any, response: WebhookResponse, seconds: float) -> None:
-        delivery: _Delivery = token
+        if type(token) is not _Delivery:  # delivery_started failed: nothing to finish
+            return
+        delivery = token
         try:
             self._finish(delivery, response, seconds)
         finally:
             if delivery.log_token is not None:
                 try:
                     CURRENT.reset(delivery.log_token)
-                except ValueError:  # finished in another context than it started
+                except (ValueError, RuntimeError):  # another context, or reset twice
                     CURRENT.set(None)
 
     def _finish(self, delivery: _Delivery, response: WebhookResponse, seconds: float) -> None:
