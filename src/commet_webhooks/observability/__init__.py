@@ -265,8 +265,8 @@ class Instrumentation(Observer):
                 delivery.parent.set_attributes(attributes)
 
     # Plain context-manager objects: a generator-based one costs twice as much per call.
-    # (The base class declares @contextmanager's type; any context manager does.)
-    def handler(  # type: ignore[override]
+
+    def handler(
         self, token: Any, name: str, event_type: str
     ) -> contextlib.AbstractContextManager[None]:
         if type(token) is _Delivery and token.span is None:
@@ -277,7 +277,7 @@ class Instrumentation(Observer):
                 return token
         return _HandlerScope(self, token, name, event_type)
 
-    def store_call(  # type: ignore[override]
+    def store_call(
         self, token: Any, operation: str
     ) -> contextlib.AbstractContextManager[None]:
         if type(token) is _Delivery and token.span is None:
