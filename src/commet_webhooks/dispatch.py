@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import os
@@ -489,7 +490,8 @@ class Webhooks(Router):
         if handler.is_async:
             await handler.fn(*args)
             return
-        thread = self._handler_pool().submit(handler.fn, *args)
+        # The handler sees the caller's context variables (tracing spans, request ids).
+        thread = self._handler_pool().submit(contextvars.copy_context().run, handler.fn, *args)
         if threads is not None:
             threads.append(thread)
         result = await asyncio.wrap_future(thread)

@@ -175,7 +175,7 @@ def _flask(*, flask_hooks: bool) -> Callable[[Recorder], contextlib.AbstractCont
         from commet_webhooks.flask import webhook_blueprint
 
         app = Flask(__name__)
-        blueprint = webhook_blueprint(recorder.webhooks(), flask_hooks=flask_hooks)
+        blueprint = webhook_blueprint(adapter_webhooks(recorder), flask_hooks=flask_hooks)
         app.register_blueprint(blueprint, url_prefix="/hooks")
         return serve_wsgi(app, "/hooks/webhooks/commet")
 
