@@ -5,6 +5,7 @@ published example payload of each type. Hand-written code reads these through
 :mod:`commet_webhooks.events`.
 """
 
+# ruff: noqa: E501
 from __future__ import annotations
 
 import enum
@@ -15,7 +16,7 @@ from typing import Any, TypedDict
 from ._envelope import WebhookEvent
 from ._wire import TimedWireStruct, WireStruct
 
-CONTRACT_VERSION = "2026-08-27"
+CONTRACT_VERSION = '2026-08-27'
 """The ``apiVersion`` of the contract these classes were generated from."""
 
 
@@ -37,10 +38,7 @@ class SubscriptionCreatedData(TimedWireStruct):
 class SubscriptionActivatedData(TimedWireStruct):
     """The ``data`` of ``subscription.activated``."""
 
-    _time_fields = (
-        "current_period_start",
-        "current_period_end",
-    )
+    _time_fields = ("current_period_start", "current_period_end",)
     subscription_id: str
     customer_id: str
     status: str
@@ -59,10 +57,7 @@ class SubscriptionActivatedData(TimedWireStruct):
 class SubscriptionReactivatedData(TimedWireStruct):
     """The ``data`` of ``subscription.reactivated``."""
 
-    _time_fields = (
-        "current_period_start",
-        "current_period_end",
-    )
+    _time_fields = ("current_period_start", "current_period_end",)
     subscription_id: str
     customer_id: str
     status: str
@@ -79,10 +74,7 @@ class SubscriptionReactivatedData(TimedWireStruct):
 class SubscriptionPauseScheduledData(TimedWireStruct):
     """The ``data`` of ``subscription.pause_scheduled``."""
 
-    _time_fields = (
-        "effective_at",
-        "resume_at",
-    )
+    _time_fields = ("effective_at", "resume_at",)
     subscription_id: str
     customer_id: str
     status: str
@@ -94,10 +86,7 @@ class SubscriptionPauseScheduledData(TimedWireStruct):
 class SubscriptionPauseUpdatedData(TimedWireStruct):
     """The ``data`` of ``subscription.pause_updated``."""
 
-    _time_fields = (
-        "effective_at",
-        "resume_at",
-    )
+    _time_fields = ("effective_at", "resume_at",)
     subscription_id: str
     customer_id: str
     status: str
@@ -116,10 +105,7 @@ class SubscriptionPauseRevokedData(WireStruct):
 class SubscriptionPausedData(TimedWireStruct):
     """The ``data`` of ``subscription.paused``."""
 
-    _time_fields = (
-        "effective_at",
-        "resume_at",
-    )
+    _time_fields = ("effective_at", "resume_at",)
     subscription_id: str
     customer_id: str
     status: str
@@ -154,10 +140,7 @@ class SubscriptionResumeFailedData(TimedWireStruct):
 class SubscriptionCanceledData(TimedWireStruct):
     """The ``data`` of ``subscription.canceled``."""
 
-    _time_fields = (
-        "canceled_at",
-        "end_date",
-    )
+    _time_fields = ("canceled_at", "end_date",)
     subscription_id: str
     customer_id: str
     status: str
@@ -170,10 +153,7 @@ class SubscriptionCanceledData(TimedWireStruct):
 class SubscriptionUpdatedData(TimedWireStruct):
     """The ``data`` of ``subscription.updated``."""
 
-    _time_fields = (
-        "canceled_at",
-        "end_date",
-    )
+    _time_fields = ("canceled_at", "end_date",)
     subscription_id: str
     customer_id: str
     status: str
@@ -205,10 +185,7 @@ class SubscriptionPlanChangedData(WireStruct):
 class SubscriptionCancellationScheduledData(TimedWireStruct):
     """The ``data`` of ``subscription.cancellation_scheduled``."""
 
-    _time_fields = (
-        "canceled_at",
-        "effective_at",
-    )
+    _time_fields = ("canceled_at", "effective_at",)
     subscription_id: str
     customer_id: str
     status: str
@@ -507,12 +484,7 @@ class PaymentLinkCanceledData(WireStruct):
 class InvoiceCreatedData(TimedWireStruct):
     """The ``data`` of ``invoice.created``."""
 
-    _time_fields = (
-        "period_start",
-        "period_end",
-        "issue_date",
-        "due_date",
-    )
+    _time_fields = ("period_start", "period_end", "issue_date", "due_date",)
     invoice_id: str
     invoice_number: str
     invoice_status: str
@@ -530,12 +502,7 @@ class InvoiceCreatedData(TimedWireStruct):
 class InvoiceVoidedData(TimedWireStruct):
     """The ``data`` of ``invoice.voided``."""
 
-    _time_fields = (
-        "period_start",
-        "period_end",
-        "issue_date",
-        "due_date",
-    )
+    _time_fields = ("period_start", "period_end", "issue_date", "due_date",)
     invoice_id: str
     invoice_number: str
     invoice_status: str
@@ -553,12 +520,7 @@ class InvoiceVoidedData(TimedWireStruct):
 class InvoiceOverdueData(TimedWireStruct):
     """The ``data`` of ``invoice.overdue``."""
 
-    _time_fields = (
-        "period_start",
-        "period_end",
-        "issue_date",
-        "due_date",
-    )
+    _time_fields = ("period_start", "period_end", "issue_date", "due_date",)
     invoice_id: str
     invoice_number: str
     invoice_status: str
@@ -613,10 +575,7 @@ class PaymentMethodUpdatedData(WireStruct):
 class CustomerCreatedData(TimedWireStruct):
     """The ``data`` of ``customer.created``."""
 
-    _time_fields = (
-        "created_at",
-        "updated_at",
-    )
+    _time_fields = ("created_at", "updated_at",)
     id: str
     email: str
     created_at: datetime
@@ -632,10 +591,7 @@ class CustomerCreatedData(TimedWireStruct):
 class CustomerUpdatedData(TimedWireStruct):
     """The ``data`` of ``customer.updated``."""
 
-    _time_fields = (
-        "created_at",
-        "updated_at",
-    )
+    _time_fields = ("created_at", "updated_at",)
     id: str
     email: str
     created_at: datetime
@@ -649,10 +605,7 @@ class CustomerUpdatedData(TimedWireStruct):
 
 
 class Period(TimedWireStruct):
-    _time_fields = (
-        "start",
-        "end",
-    )
+    _time_fields = ("start", "end",)
     start: datetime
     end: datetime
 
@@ -745,12 +698,7 @@ class CustomerStateChangedData(WireStruct):
 
 
 class PlanGrantTimelineEvent(TimedWireStruct):
-    _time_fields = (
-        "previous_expires_at",
-        "expires_at",
-        "requested_expires_at",
-        "created_at",
-    )
+    _time_fields = ("previous_expires_at", "expires_at", "requested_expires_at", "created_at",)
     id: str
     type: str
     reason: str
@@ -766,13 +714,7 @@ class PlanGrantTimelineEvent(TimedWireStruct):
 class PlanGrantCreatedData(TimedWireStruct):
     """The ``data`` of ``plan_grant.created``."""
 
-    _time_fields = (
-        "starts_at",
-        "expires_at",
-        "revoked_at",
-        "created_at",
-        "updated_at",
-    )
+    _time_fields = ("starts_at", "expires_at", "revoked_at", "created_at", "updated_at",)
     id: str
     customer_id: str
     subscription_id: str
@@ -795,13 +737,7 @@ class PlanGrantCreatedData(TimedWireStruct):
 class PlanGrantUpdatedData(TimedWireStruct):
     """The ``data`` of ``plan_grant.updated``."""
 
-    _time_fields = (
-        "starts_at",
-        "expires_at",
-        "revoked_at",
-        "created_at",
-        "updated_at",
-    )
+    _time_fields = ("starts_at", "expires_at", "revoked_at", "created_at", "updated_at",)
     id: str
     customer_id: str
     subscription_id: str
@@ -824,13 +760,7 @@ class PlanGrantUpdatedData(TimedWireStruct):
 class PlanGrantExpiredData(TimedWireStruct):
     """The ``data`` of ``plan_grant.expired``."""
 
-    _time_fields = (
-        "starts_at",
-        "expires_at",
-        "revoked_at",
-        "created_at",
-        "updated_at",
-    )
+    _time_fields = ("starts_at", "expires_at", "revoked_at", "created_at", "updated_at",)
     id: str
     customer_id: str
     subscription_id: str
@@ -853,13 +783,7 @@ class PlanGrantExpiredData(TimedWireStruct):
 class PlanGrantRevokedData(TimedWireStruct):
     """The ``data`` of ``plan_grant.revoked``."""
 
-    _time_fields = (
-        "starts_at",
-        "expires_at",
-        "revoked_at",
-        "created_at",
-        "updated_at",
-    )
+    _time_fields = ("starts_at", "expires_at", "revoked_at", "created_at", "updated_at",)
     id: str
     customer_id: str
     subscription_id: str
@@ -1086,6 +1010,7 @@ class PayoutFailedData(TimedWireStruct):
     failed_at: datetime | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+
 
 
 class SubscriptionCreated(WebhookEvent, tag="subscription.created"):
@@ -1649,18 +1574,10 @@ class HandlerKeywords(TypedDict, total=False):
     on_subscription_canceled: Callable[[SubscriptionCanceled], Awaitable[None] | None]
     on_subscription_updated: Callable[[SubscriptionUpdated], Awaitable[None] | None]
     on_subscription_plan_changed: Callable[[SubscriptionPlanChanged], Awaitable[None] | None]
-    on_subscription_cancellation_scheduled: Callable[
-        [SubscriptionCancellationScheduled], Awaitable[None] | None
-    ]
-    on_subscription_cancellation_revoked: Callable[
-        [SubscriptionCancellationRevoked], Awaitable[None] | None
-    ]
-    on_subscription_plan_change_scheduled: Callable[
-        [SubscriptionPlanChangeScheduled], Awaitable[None] | None
-    ]
-    on_subscription_plan_change_revoked: Callable[
-        [SubscriptionPlanChangeRevoked], Awaitable[None] | None
-    ]
+    on_subscription_cancellation_scheduled: Callable[[SubscriptionCancellationScheduled], Awaitable[None] | None]
+    on_subscription_cancellation_revoked: Callable[[SubscriptionCancellationRevoked], Awaitable[None] | None]
+    on_subscription_plan_change_scheduled: Callable[[SubscriptionPlanChangeScheduled], Awaitable[None] | None]
+    on_subscription_plan_change_revoked: Callable[[SubscriptionPlanChangeRevoked], Awaitable[None] | None]
     on_subscription_past_due: Callable[[SubscriptionPastDue], Awaitable[None] | None]
     on_trial_started: Callable[[TrialStarted], Awaitable[None] | None]
     on_trial_converted: Callable[[TrialConverted], Awaitable[None] | None]
@@ -1714,777 +1631,72 @@ class HandlerKeywords(TypedDict, total=False):
 
 
 EXAMPLES: dict[str, dict[str, Any]] = {
-    "subscription.created": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "planId": "pln_pro_monthly",
-        "planName": "Pro",
-        "status": "pending_payment",
-        "startDate": "2026-03-25T14:30:00.000Z",
-        "name": "Acme Corp",
-    },
-    "subscription.activated": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "currentPeriodStart": "2026-03-25T00:00:00.000Z",
-        "currentPeriodEnd": "2026-04-25T00:00:00.000Z",
-        "name": "Acme Corp",
-        "invoiceId": "inv_k1l2m3",
-        "invoiceNumber": "INV-0042",
-        "invoiceTotal": 9900,
-        "invoiceCurrency": "usd",
-        "provider": "stripe",
-    },
-    "subscription.reactivated": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "currentPeriodStart": "2026-05-10T00:00:00.000Z",
-        "currentPeriodEnd": "2026-06-10T00:00:00.000Z",
-        "name": "Acme Corp",
-        "invoiceId": "inv_q7r8s9",
-        "invoiceNumber": "INV-0051",
-        "invoiceTotal": 9900,
-        "invoiceCurrency": "usd",
-        "provider": "stripe",
-    },
-    "subscription.pause_scheduled": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "mode": "period_end",
-        "effectiveAt": "2026-09-01T00:00:00.000Z",
-        "resumeAt": "2026-09-15T00:00:00.000Z",
-    },
-    "subscription.pause_updated": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "effectiveAt": "2026-09-01T00:00:00.000Z",
-        "resumeAt": None,
-    },
-    "subscription.pause_revoked": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-    },
-    "subscription.paused": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "paused",
-        "mode": "period_end",
-        "effectiveAt": "2026-09-01T00:00:00.000Z",
-        "resumeAt": "2026-09-15T00:00:00.000Z",
-    },
-    "subscription.resumed": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "mode": "period_end",
-        "resumedAt": "2026-09-15T12:30:00.000Z",
-        "invoiceId": "inv_q7r8s9",
-    },
-    "subscription.resume_failed": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "paused",
-        "invoiceId": "inv_q7r8s9",
-        "failedAt": "2026-09-15T12:30:00.000Z",
-    },
-    "subscription.canceled": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "canceled",
-        "canceledAt": "2026-04-20T10:15:00.000Z",
-        "cancelReason": "Too expensive",
-        "endDate": "2026-04-25T00:00:00.000Z",
-    },
-    "subscription.updated": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "canceledAt": "2026-04-20T10:15:00.000Z",
-        "cancelReason": "Too expensive",
-        "endDate": "2026-04-25T00:00:00.000Z",
-    },
-    "subscription.plan_changed": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "previousPlan": {"id": "pln_starter", "name": "Starter"},
-        "currentPlan": {"id": "pln_pro", "name": "Pro"},
-        "billingInterval": "monthly",
-        "credit": 1500,
-        "charge": 4900,
-        "totalCharged": 3400,
-    },
-    "subscription.cancellation_scheduled": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "canceledAt": "2026-04-20T10:15:00.000Z",
-        "cancelReason": "Too expensive",
-        "effectiveAt": "2026-04-25T00:00:00.000Z",
-    },
-    "subscription.cancellation_revoked": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "currentPeriodEnd": "2026-04-25T00:00:00.000Z",
-    },
-    "subscription.plan_change_scheduled": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "currentPlan": {"id": "pln_pro", "name": "Pro"},
-        "scheduledPlan": {"id": "pln_starter", "name": "Starter"},
-        "billingInterval": "monthly",
-        "scheduledBillingInterval": None,
-        "effectiveAt": "2026-04-25T00:00:00.000Z",
-    },
-    "subscription.plan_change_revoked": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "currentPlan": {"id": "pln_pro", "name": "Pro"},
-        "revokedPlan": {"id": "pln_starter", "name": "Starter"},
-        "billingInterval": "monthly",
-        "revokedBillingInterval": None,
-    },
-    "subscription.past_due": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "past_due",
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-    },
-    "trial.started": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "trialing",
-        "planId": "pln_pro_monthly",
-        "planName": "Pro",
-        "trialEndsAt": "2026-04-08T00:00:00.000Z",
-    },
-    "trial.converted": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "planId": "pln_pro_monthly",
-        "planName": "Pro",
-    },
-    "trial.expired": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "planId": "pln_pro_monthly",
-        "planName": "Pro",
-        "trialEndsAt": "2026-04-08T00:00:00.000Z",
-    },
-    "trial.will_end": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "trialing",
-        "planId": "pln_pro_monthly",
-        "planName": "Pro",
-        "trialEndsAt": "2026-04-08T00:00:00.000Z",
-    },
-    "trial.checkout_ready": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "planName": "Pro",
-        "trialDays": 14,
-        "checkoutUrl": "https://pay.commet.co/checkout/tok_9f8e7d6c",
-    },
-    "checkout.ready": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "invoiceId": "inv_k1l2m3",
-        "invoiceNumber": "INV-0042",
-        "invoiceTotal": 9900,
-        "invoiceCurrency": "usd",
-        "checkoutUrl": "https://pay.commet.co/checkout/tok_9f8e7d6c",
-    },
-    "payment.received": {
-        "paymentContext": {"reason": "recurring_billing", "paymentLinkId": None, "recovery": None},
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "invoiceTotal": 9900,
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "paymentTransactionId": "txn_q7r8s9",
-        "provider": "stripe",
-        "paymentMethod": "card",
-        "subPaymentMethod": None,
-        "grossAmount": 9900,
-        "currency": "usd",
-        "orgNetAmount": 9200,
-        "customerEmail": "billing@acme.com",
-        "paidAt": "2026-04-25T00:05:00.000Z",
-    },
-    "payment.failed": {
-        "paymentContext": {"reason": "recurring_billing", "paymentLinkId": None, "recovery": None},
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "provider": "stripe",
-        "paymentMethod": "card",
-        "subPaymentMethod": None,
-        "failureCode": "card_declined",
-        "failureMessage": "Your card was declined.",
-        "recoveryUrl": "https://pay.commet.co/recover/tok_9f8e7d6c",
-    },
-    "payment.recovered": {
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "invoiceTotal": 9900,
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "provider": "stripe",
-        "paymentMethod": "card",
-        "subPaymentMethod": None,
-    },
-    "payment.retry_failed": {
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "provider": "stripe",
-        "reason": "card_declined",
-    },
-    "payment.refunded": {
-        "paymentTransactionId": "txn_q7r8s9",
-        "provider": "stripe",
-        "paymentLinkId": None,
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "refundAmount": 9900,
-        "currency": "usd",
-    },
-    "payment.disputed": {
-        "paymentTransactionId": "txn_q7r8s9",
-        "provider": "stripe",
-        "paymentLinkId": None,
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "disputeAmount": 9900,
-        "currency": "usd",
-        "disputeReason": "fraudulent",
-    },
-    "payment.dispute_resolved": {
-        "paymentTransactionId": "txn_q7r8s9",
-        "provider": "stripe",
-        "paymentLinkId": "pay_l1m2n3",
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "disputeAmount": 9900,
-        "currency": "usd",
-        "disputeReason": "fraudulent",
-        "outcome": "won",
-    },
-    "payment_link.created": {
-        "paymentId": "pay_l1m2n3",
-        "status": "pending",
-        "amount": 5000,
-        "currency": "usd",
-        "description": "One-time onboarding fee",
-        "customerId": "user_123",
-    },
-    "payment_link.completed": {
-        "paymentContext": {
-            "reason": "one_time_payment",
-            "paymentLinkId": "pay_l1m2n3",
-            "recovery": None,
-        },
-        "paymentId": "pay_l1m2n3",
-        "status": "succeeded",
-        "amount": 5000,
-        "currency": "usd",
-        "description": "One-time onboarding fee",
-        "customerId": "user_123",
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0044",
-        "paymentTransactionId": "txn_q7r8s9",
-        "paymentMethod": "card",
-        "subPaymentMethod": None,
-    },
-    "payment_link.failed": {
-        "paymentContext": {
-            "reason": "one_time_payment",
-            "paymentLinkId": "pay_l1m2n3",
-            "recovery": None,
-        },
-        "paymentId": "pay_l1m2n3",
-        "status": "failed",
-        "amount": 5000,
-        "currency": "usd",
-        "description": "One-time onboarding fee",
-        "customerId": "user_123",
-        "failureCode": "card_declined",
-        "failureMessage": "Your card was declined.",
-        "paymentMethod": "card",
-        "subPaymentMethod": None,
-    },
-    "payment_link.canceled": {
-        "paymentId": "pay_l1m2n3",
-        "status": "canceled",
-        "amount": 5000,
-        "currency": "usd",
-        "description": "One-time onboarding fee",
-        "customerId": "user_123",
-    },
-    "invoice.created": {
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "invoiceStatus": "pending",
-        "periodStart": "2026-04-25T00:00:00.000Z",
-        "periodEnd": "2026-05-25T00:00:00.000Z",
-        "issueDate": "2026-04-25T00:00:00.000Z",
-        "dueDate": "2026-04-25T00:00:00.000Z",
-        "currency": "usd",
-        "subtotal": 9900,
-        "total": 9900,
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-    },
-    "invoice.voided": {
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "invoiceStatus": "void",
-        "periodStart": "2026-04-25T00:00:00.000Z",
-        "periodEnd": "2026-05-25T00:00:00.000Z",
-        "issueDate": "2026-04-25T00:00:00.000Z",
-        "dueDate": "2026-04-25T00:00:00.000Z",
-        "currency": "usd",
-        "subtotal": 9900,
-        "total": 9900,
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-    },
-    "invoice.overdue": {
-        "invoiceId": "inv_n4o5p6",
-        "invoiceNumber": "INV-0043",
-        "invoiceStatus": "outstanding",
-        "periodStart": "2026-04-25T00:00:00.000Z",
-        "periodEnd": "2026-05-25T00:00:00.000Z",
-        "issueDate": "2026-04-25T00:00:00.000Z",
-        "dueDate": "2026-04-25T00:00:00.000Z",
-        "currency": "usd",
-        "subtotal": 9900,
-        "total": 9900,
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-    },
-    "invoice.upcoming": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "status": "active",
-        "planId": "pln_pro_monthly",
-        "planName": "Pro",
-        "billingInterval": "monthly",
-        "currentPeriodEnd": "2026-04-25T00:00:00.000Z",
-    },
-    "payment_method.attached": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "paymentMethod": "card",
-        "card": {"brand": "visa", "last4": "4242", "expMonth": 12, "expYear": 2030},
-    },
-    "payment_method.updated": {
-        "customerId": "user_123",
-        "paymentMethod": "mercado_pago",
-        "card": None,
-    },
-    "customer.created": {
-        "id": "cus_1a2b3c4d",
-        "externalId": "user_123",
-        "fullName": "Ada Lovelace",
-        "email": "ada@acme.com",
-        "taxDocument": "20-12345678-9",
-        "documentType": "CUIT",
-        "timezone": "UTC",
-        "metadata": {"plan_intent": "pro"},
-        "createdAt": "2026-03-25T14:29:00.000Z",
-        "updatedAt": "2026-03-25T14:29:00.000Z",
-    },
-    "customer.updated": {
-        "id": "cus_1a2b3c4d",
-        "externalId": "user_123",
-        "fullName": "Ada Lovelace",
-        "email": "ada.lovelace@acme.com",
-        "taxDocument": "20-12345678-9",
-        "documentType": "CUIT",
-        "timezone": "Europe/London",
-        "metadata": {"plan_intent": "pro"},
-        "createdAt": "2026-03-25T14:29:00.000Z",
-        "updatedAt": "2026-04-02T09:10:00.000Z",
-    },
-    "customer.state_changed": {
-        "customerId": "user_123",
-        "trigger": "subscription_activated",
-        "status": "active",
-        "subscriptionId": "sub_1a2b3c4d",
-        "plan": {"id": "pln_pro_monthly", "name": "Pro"},
-        "billingInterval": "monthly",
-        "consumptionModel": "metered",
-        "features": [
-            {
-                "code": "api_calls",
-                "name": "API Calls",
-                "unitName": "request",
-                "type": "usage",
-                "allowed": True,
-                "consumption": {
-                    "model": "metered",
-                    "period": {
-                        "start": "2026-07-01T00:00:00.000Z",
-                        "end": "2026-08-01T00:00:00.000Z",
-                    },
-                    "unitsUsed": 120,
-                    "includedUnits": 1000,
-                    "remainingUnits": 880,
-                    "unlimited": False,
-                    "overage": {
-                        "enabled": True,
-                        "units": 0,
-                        "unitPrice": {"amount": 50, "currency": "usd", "scale": 10000},
-                    },
-                },
-            },
-            {
-                "code": "editors",
-                "name": "Editors",
-                "unitName": "seat",
-                "type": "seats",
-                "allowed": True,
-                "usage": {
-                    "period": {
-                        "start": "2026-07-01T00:00:00.000Z",
-                        "end": "2026-08-01T00:00:00.000Z",
-                    },
-                    "unitsUsed": 3,
-                    "includedUnits": 5,
-                    "remainingUnits": 2,
-                    "unlimited": False,
-                    "overage": {"enabled": False, "units": 0},
-                },
-            },
-        ],
-        "seats": [
-            {"code": "editors", "current": 3, "included": 5, "remaining": 2, "unlimited": False}
-        ],
-        "credits": None,
-        "balance": None,
-    },
-    "plan_grant.created": {
-        "id": "pgr_1a2b3c4d",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "basePlanId": "pln_starter",
-        "targetPlanId": "pln_pro",
-        "targetPlanReleaseId": "plr_1a2b3c4d",
-        "status": "active",
-        "duration": "cycles",
-        "durationCycles": 2,
-        "startsAt": "2026-08-01T00:00:00.000Z",
-        "expiresAt": "2026-10-01T00:00:00.000Z",
-        "reason": "Two-month product evaluation",
-        "source": "api",
-        "revokedAt": None,
-        "createdAt": "2026-08-01T00:00:00.000Z",
-        "updatedAt": "2026-08-01T00:00:00.000Z",
-        "events": [
-            {
-                "id": "gre_1a2b3c4d",
-                "type": "created",
-                "reason": "Two-month product evaluation",
-                "source": "api",
-                "previousExpiresAt": None,
-                "expiresAt": "2026-10-01T00:00:00.000Z",
-                "duration": "cycles",
-                "durationCycles": 2,
-                "requestedExpiresAt": None,
-                "createdAt": "2026-08-01T00:00:00.000Z",
-            }
-        ],
-    },
-    "plan_grant.updated": {
-        "id": "pgr_1a2b3c4d",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "basePlanId": "pln_starter",
-        "targetPlanId": "pln_pro",
-        "targetPlanReleaseId": "plr_1a2b3c4d",
-        "status": "active",
-        "duration": "until_date",
-        "durationCycles": None,
-        "startsAt": "2026-08-01T00:00:00.000Z",
-        "expiresAt": "2026-11-15T00:00:00.000Z",
-        "reason": "Extended evaluation",
-        "source": "dashboard",
-        "revokedAt": None,
-        "createdAt": "2026-08-01T00:00:00.000Z",
-        "updatedAt": "2026-08-15T12:00:00.000Z",
-        "events": [
-            {
-                "id": "gre_1a2b3c4d",
-                "type": "created",
-                "reason": "Two-month product evaluation",
-                "source": "api",
-                "previousExpiresAt": None,
-                "expiresAt": "2026-10-01T00:00:00.000Z",
-                "duration": "cycles",
-                "durationCycles": 2,
-                "requestedExpiresAt": None,
-                "createdAt": "2026-08-01T00:00:00.000Z",
-            },
-            {
-                "id": "gre_5e6f7g8h",
-                "type": "updated",
-                "reason": "Extended evaluation",
-                "source": "dashboard",
-                "previousExpiresAt": "2026-10-01T00:00:00.000Z",
-                "expiresAt": "2026-11-15T00:00:00.000Z",
-                "duration": "until_date",
-                "durationCycles": None,
-                "requestedExpiresAt": "2026-11-15T00:00:00.000Z",
-                "createdAt": "2026-08-15T12:00:00.000Z",
-            },
-        ],
-    },
-    "plan_grant.expired": {
-        "id": "pgr_1a2b3c4d",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "basePlanId": "pln_starter",
-        "targetPlanId": "pln_pro",
-        "targetPlanReleaseId": "plr_1a2b3c4d",
-        "status": "expired",
-        "duration": "cycles",
-        "durationCycles": 2,
-        "startsAt": "2026-08-01T00:00:00.000Z",
-        "expiresAt": "2026-10-01T00:00:00.000Z",
-        "reason": "Two-month product evaluation",
-        "source": "system",
-        "revokedAt": None,
-        "createdAt": "2026-08-01T00:00:00.000Z",
-        "updatedAt": "2026-10-01T00:05:00.000Z",
-        "events": [
-            {
-                "id": "gre_1a2b3c4d",
-                "type": "created",
-                "reason": "Two-month product evaluation",
-                "source": "api",
-                "previousExpiresAt": None,
-                "expiresAt": "2026-10-01T00:00:00.000Z",
-                "duration": "cycles",
-                "durationCycles": 2,
-                "requestedExpiresAt": None,
-                "createdAt": "2026-08-01T00:00:00.000Z",
-            },
-            {
-                "id": "gre_9i0j1k2l",
-                "type": "expired",
-                "reason": "Two-month product evaluation",
-                "source": "system",
-                "previousExpiresAt": None,
-                "expiresAt": "2026-10-01T00:00:00.000Z",
-                "duration": None,
-                "durationCycles": None,
-                "requestedExpiresAt": None,
-                "createdAt": "2026-10-01T00:05:00.000Z",
-            },
-        ],
-    },
-    "plan_grant.revoked": {
-        "id": "pgr_1a2b3c4d",
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "basePlanId": "pln_starter",
-        "targetPlanId": "pln_pro",
-        "targetPlanReleaseId": "plr_1a2b3c4d",
-        "status": "revoked",
-        "duration": "until_revoked",
-        "durationCycles": None,
-        "startsAt": "2026-08-01T00:00:00.000Z",
-        "expiresAt": None,
-        "reason": "Evaluation completed",
-        "source": "api",
-        "revokedAt": "2026-08-20T14:00:00.000Z",
-        "createdAt": "2026-08-01T00:00:00.000Z",
-        "updatedAt": "2026-08-20T14:00:00.000Z",
-        "events": [
-            {
-                "id": "gre_1a2b3c4d",
-                "type": "created",
-                "reason": "Open-ended evaluation",
-                "source": "api",
-                "previousExpiresAt": None,
-                "expiresAt": None,
-                "duration": "until_revoked",
-                "durationCycles": None,
-                "requestedExpiresAt": None,
-                "createdAt": "2026-08-01T00:00:00.000Z",
-            },
-            {
-                "id": "gre_m3n4o5p6",
-                "type": "revoked",
-                "reason": "Evaluation completed",
-                "source": "api",
-                "previousExpiresAt": None,
-                "expiresAt": None,
-                "duration": None,
-                "durationCycles": None,
-                "requestedExpiresAt": None,
-                "createdAt": "2026-08-20T14:00:00.000Z",
-            },
-        ],
-    },
-    "credits.granted": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "credits": 500,
-        "reason": "period_reset",
-    },
-    "credits.purchased": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "invoiceId": "inv_t1u2v3",
-        "invoiceNumber": "INV-0051",
-        "creditPackName": "Booster 500",
-        "credits": 500,
-    },
-    "credits.low": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "remainingCredits": 42,
-        "thresholdCredits": 50,
-        "periodCredits": 500,
-    },
-    "credits.depleted": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "remainingCredits": 0,
-    },
-    "credits.expired": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "expiredCredits": 120,
-    },
-    "balance.topped_up": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "invoiceId": "inv_t1u2v3",
-        "invoiceNumber": "INV-0051",
-        "amount": 500000,
-        "currency": "usd",
-    },
-    "balance.low": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "currentBalance": 90000,
-        "thresholdBalance": 100000,
-        "currency": "usd",
-    },
-    "balance.depleted": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "currentBalance": 0,
-        "currency": "usd",
-    },
-    "quota.threshold_reached": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "featureCode": "api_calls",
-        "currentUsage": 850,
-        "includedAmount": 1000,
-        "periodStart": "2026-06-01T00:00:00.000Z",
-    },
-    "quota.exceeded": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "featureCode": "api_calls",
-        "currentUsage": 1080,
-        "includedAmount": 1000,
-        "overageEnabled": True,
-        "periodStart": "2026-06-01T00:00:00.000Z",
-    },
-    "seats.updated": {
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "featureCode": "editors",
-        "previousSeats": 3,
-        "currentSeats": 5,
-    },
-    "seats.limit_reached": {
-        "customerId": "user_123",
-        "subscriptionId": "sub_1a2b3c4d",
-        "featureCode": "editors",
-        "currentSeats": 5,
-        "includedSeats": 5,
-    },
-    "addon.activated": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "addon": {"id": "adn_5e6f7g8h", "name": "Extra Storage"},
-        "featureCode": "storage",
-        "proratedPrice": 25000,
-        "currency": "usd",
-    },
-    "addon.deactivated": {
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "addon": {"id": "adn_5e6f7g8h", "name": "Extra Storage"},
-        "featureCode": "storage",
-    },
-    "usage.recorded": {
-        "usageEventId": "evt_9f8e7d6c",
-        "subscriptionId": "sub_1a2b3c4d",
-        "customerId": "user_123",
-        "featureCode": "api_calls",
-        "value": 25,
-        "ts": "2026-06-18T09:12:00.000Z",
-    },
-    "payout.available": {"availableAmount": 125000, "currency": "usd"},
-    "payout.created": {
-        "payoutId": "8b6f2a1c-4d3e-4f5a-9b8c-7d6e5f4a3b2c",
-        "amount": 20000,
-        "fee": 0,
-        "netAmount": 20000,
-        "currency": "usd",
-        "status": "pending",
-        "destinationBank": {"bankName": "CHASE", "last4": "6789"},
-        "createdAt": "2026-06-12T10:00:00.000Z",
-    },
-    "payout.paid": {
-        "payoutId": "8b6f2a1c-4d3e-4f5a-9b8c-7d6e5f4a3b2c",
-        "amount": 20000,
-        "fee": 0,
-        "netAmount": 20000,
-        "currency": "usd",
-        "status": "paid",
-        "destinationBank": {"bankName": "CHASE", "last4": "6789"},
-        "paidAt": "2026-06-14T09:00:00.000Z",
-    },
-    "payout.failed": {
-        "payoutId": "8b6f2a1c-4d3e-4f5a-9b8c-7d6e5f4a3b2c",
-        "amount": 20000,
-        "fee": 0,
-        "netAmount": 20000,
-        "currency": "usd",
-        "status": "failed",
-        "destinationBank": {"bankName": "CHASE", "last4": "6789"},
-        "failedAt": "2026-06-14T09:00:00.000Z",
-        "failureCode": "account_closed",
-        "failureMessage": "The bank account has been closed",
-    },
+    "subscription.created": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'planId': 'pln_pro_monthly', 'planName': 'Pro', 'status': 'pending_payment', 'startDate': '2026-03-25T14:30:00.000Z', 'name': 'Acme Corp'},
+    "subscription.activated": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'currentPeriodStart': '2026-03-25T00:00:00.000Z', 'currentPeriodEnd': '2026-04-25T00:00:00.000Z', 'name': 'Acme Corp', 'invoiceId': 'inv_k1l2m3', 'invoiceNumber': 'INV-0042', 'invoiceTotal': 9900, 'invoiceCurrency': 'usd', 'provider': 'stripe'},
+    "subscription.reactivated": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'currentPeriodStart': '2026-05-10T00:00:00.000Z', 'currentPeriodEnd': '2026-06-10T00:00:00.000Z', 'name': 'Acme Corp', 'invoiceId': 'inv_q7r8s9', 'invoiceNumber': 'INV-0051', 'invoiceTotal': 9900, 'invoiceCurrency': 'usd', 'provider': 'stripe'},
+    "subscription.pause_scheduled": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'mode': 'period_end', 'effectiveAt': '2026-09-01T00:00:00.000Z', 'resumeAt': '2026-09-15T00:00:00.000Z'},
+    "subscription.pause_updated": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'effectiveAt': '2026-09-01T00:00:00.000Z', 'resumeAt': None},
+    "subscription.pause_revoked": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active'},
+    "subscription.paused": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'paused', 'mode': 'period_end', 'effectiveAt': '2026-09-01T00:00:00.000Z', 'resumeAt': '2026-09-15T00:00:00.000Z'},
+    "subscription.resumed": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'mode': 'period_end', 'resumedAt': '2026-09-15T12:30:00.000Z', 'invoiceId': 'inv_q7r8s9'},
+    "subscription.resume_failed": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'paused', 'invoiceId': 'inv_q7r8s9', 'failedAt': '2026-09-15T12:30:00.000Z'},
+    "subscription.canceled": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'canceled', 'canceledAt': '2026-04-20T10:15:00.000Z', 'cancelReason': 'Too expensive', 'endDate': '2026-04-25T00:00:00.000Z'},
+    "subscription.updated": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'canceledAt': '2026-04-20T10:15:00.000Z', 'cancelReason': 'Too expensive', 'endDate': '2026-04-25T00:00:00.000Z'},
+    "subscription.plan_changed": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'previousPlan': {'id': 'pln_starter', 'name': 'Starter'}, 'currentPlan': {'id': 'pln_pro', 'name': 'Pro'}, 'billingInterval': 'monthly', 'credit': 1500, 'charge': 4900, 'totalCharged': 3400},
+    "subscription.cancellation_scheduled": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'canceledAt': '2026-04-20T10:15:00.000Z', 'cancelReason': 'Too expensive', 'effectiveAt': '2026-04-25T00:00:00.000Z'},
+    "subscription.cancellation_revoked": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'currentPeriodEnd': '2026-04-25T00:00:00.000Z'},
+    "subscription.plan_change_scheduled": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'currentPlan': {'id': 'pln_pro', 'name': 'Pro'}, 'scheduledPlan': {'id': 'pln_starter', 'name': 'Starter'}, 'billingInterval': 'monthly', 'scheduledBillingInterval': None, 'effectiveAt': '2026-04-25T00:00:00.000Z'},
+    "subscription.plan_change_revoked": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'currentPlan': {'id': 'pln_pro', 'name': 'Pro'}, 'revokedPlan': {'id': 'pln_starter', 'name': 'Starter'}, 'billingInterval': 'monthly', 'revokedBillingInterval': None},
+    "subscription.past_due": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'past_due', 'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043'},
+    "trial.started": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'trialing', 'planId': 'pln_pro_monthly', 'planName': 'Pro', 'trialEndsAt': '2026-04-08T00:00:00.000Z'},
+    "trial.converted": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'planId': 'pln_pro_monthly', 'planName': 'Pro'},
+    "trial.expired": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'planId': 'pln_pro_monthly', 'planName': 'Pro', 'trialEndsAt': '2026-04-08T00:00:00.000Z'},
+    "trial.will_end": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'trialing', 'planId': 'pln_pro_monthly', 'planName': 'Pro', 'trialEndsAt': '2026-04-08T00:00:00.000Z'},
+    "trial.checkout_ready": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'planName': 'Pro', 'trialDays': 14, 'checkoutUrl': 'https://pay.commet.co/checkout/tok_9f8e7d6c'},
+    "checkout.ready": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'invoiceId': 'inv_k1l2m3', 'invoiceNumber': 'INV-0042', 'invoiceTotal': 9900, 'invoiceCurrency': 'usd', 'checkoutUrl': 'https://pay.commet.co/checkout/tok_9f8e7d6c'},
+    "payment.received": {'paymentContext': {'reason': 'recurring_billing', 'paymentLinkId': None, 'recovery': None}, 'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'invoiceTotal': 9900, 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'paymentTransactionId': 'txn_q7r8s9', 'provider': 'stripe', 'paymentMethod': 'card', 'subPaymentMethod': None, 'grossAmount': 9900, 'currency': 'usd', 'orgNetAmount': 9200, 'customerEmail': 'billing@acme.com', 'paidAt': '2026-04-25T00:05:00.000Z'},
+    "payment.failed": {'paymentContext': {'reason': 'recurring_billing', 'paymentLinkId': None, 'recovery': None}, 'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'provider': 'stripe', 'paymentMethod': 'card', 'subPaymentMethod': None, 'failureCode': 'card_declined', 'failureMessage': 'Your card was declined.', 'recoveryUrl': 'https://pay.commet.co/recover/tok_9f8e7d6c'},
+    "payment.recovered": {'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'invoiceTotal': 9900, 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'provider': 'stripe', 'paymentMethod': 'card', 'subPaymentMethod': None},
+    "payment.retry_failed": {'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'provider': 'stripe', 'reason': 'card_declined'},
+    "payment.refunded": {'paymentTransactionId': 'txn_q7r8s9', 'provider': 'stripe', 'paymentLinkId': None, 'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'refundAmount': 9900, 'currency': 'usd'},
+    "payment.disputed": {'paymentTransactionId': 'txn_q7r8s9', 'provider': 'stripe', 'paymentLinkId': None, 'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'disputeAmount': 9900, 'currency': 'usd', 'disputeReason': 'fraudulent'},
+    "payment.dispute_resolved": {'paymentTransactionId': 'txn_q7r8s9', 'provider': 'stripe', 'paymentLinkId': 'pay_l1m2n3', 'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'disputeAmount': 9900, 'currency': 'usd', 'disputeReason': 'fraudulent', 'outcome': 'won'},
+    "payment_link.created": {'paymentId': 'pay_l1m2n3', 'status': 'pending', 'amount': 5000, 'currency': 'usd', 'description': 'One-time onboarding fee', 'customerId': 'user_123'},
+    "payment_link.completed": {'paymentContext': {'reason': 'one_time_payment', 'paymentLinkId': 'pay_l1m2n3', 'recovery': None}, 'paymentId': 'pay_l1m2n3', 'status': 'succeeded', 'amount': 5000, 'currency': 'usd', 'description': 'One-time onboarding fee', 'customerId': 'user_123', 'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0044', 'paymentTransactionId': 'txn_q7r8s9', 'paymentMethod': 'card', 'subPaymentMethod': None},
+    "payment_link.failed": {'paymentContext': {'reason': 'one_time_payment', 'paymentLinkId': 'pay_l1m2n3', 'recovery': None}, 'paymentId': 'pay_l1m2n3', 'status': 'failed', 'amount': 5000, 'currency': 'usd', 'description': 'One-time onboarding fee', 'customerId': 'user_123', 'failureCode': 'card_declined', 'failureMessage': 'Your card was declined.', 'paymentMethod': 'card', 'subPaymentMethod': None},
+    "payment_link.canceled": {'paymentId': 'pay_l1m2n3', 'status': 'canceled', 'amount': 5000, 'currency': 'usd', 'description': 'One-time onboarding fee', 'customerId': 'user_123'},
+    "invoice.created": {'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'invoiceStatus': 'pending', 'periodStart': '2026-04-25T00:00:00.000Z', 'periodEnd': '2026-05-25T00:00:00.000Z', 'issueDate': '2026-04-25T00:00:00.000Z', 'dueDate': '2026-04-25T00:00:00.000Z', 'currency': 'usd', 'subtotal': 9900, 'total': 9900, 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d'},
+    "invoice.voided": {'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'invoiceStatus': 'void', 'periodStart': '2026-04-25T00:00:00.000Z', 'periodEnd': '2026-05-25T00:00:00.000Z', 'issueDate': '2026-04-25T00:00:00.000Z', 'dueDate': '2026-04-25T00:00:00.000Z', 'currency': 'usd', 'subtotal': 9900, 'total': 9900, 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d'},
+    "invoice.overdue": {'invoiceId': 'inv_n4o5p6', 'invoiceNumber': 'INV-0043', 'invoiceStatus': 'outstanding', 'periodStart': '2026-04-25T00:00:00.000Z', 'periodEnd': '2026-05-25T00:00:00.000Z', 'issueDate': '2026-04-25T00:00:00.000Z', 'dueDate': '2026-04-25T00:00:00.000Z', 'currency': 'usd', 'subtotal': 9900, 'total': 9900, 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d'},
+    "invoice.upcoming": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'status': 'active', 'planId': 'pln_pro_monthly', 'planName': 'Pro', 'billingInterval': 'monthly', 'currentPeriodEnd': '2026-04-25T00:00:00.000Z'},
+    "payment_method.attached": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'paymentMethod': 'card', 'card': {'brand': 'visa', 'last4': '4242', 'expMonth': 12, 'expYear': 2030}},
+    "payment_method.updated": {'customerId': 'user_123', 'paymentMethod': 'mercado_pago', 'card': None},
+    "customer.created": {'id': 'cus_1a2b3c4d', 'externalId': 'user_123', 'fullName': 'Ada Lovelace', 'email': 'ada@acme.com', 'taxDocument': '20-12345678-9', 'documentType': 'CUIT', 'timezone': 'UTC', 'metadata': {'plan_intent': 'pro'}, 'createdAt': '2026-03-25T14:29:00.000Z', 'updatedAt': '2026-03-25T14:29:00.000Z'},
+    "customer.updated": {'id': 'cus_1a2b3c4d', 'externalId': 'user_123', 'fullName': 'Ada Lovelace', 'email': 'ada.lovelace@acme.com', 'taxDocument': '20-12345678-9', 'documentType': 'CUIT', 'timezone': 'Europe/London', 'metadata': {'plan_intent': 'pro'}, 'createdAt': '2026-03-25T14:29:00.000Z', 'updatedAt': '2026-04-02T09:10:00.000Z'},
+    "customer.state_changed": {'customerId': 'user_123', 'trigger': 'subscription_activated', 'status': 'active', 'subscriptionId': 'sub_1a2b3c4d', 'plan': {'id': 'pln_pro_monthly', 'name': 'Pro'}, 'billingInterval': 'monthly', 'consumptionModel': 'metered', 'features': [{'code': 'api_calls', 'name': 'API Calls', 'unitName': 'request', 'type': 'usage', 'allowed': True, 'consumption': {'model': 'metered', 'period': {'start': '2026-07-01T00:00:00.000Z', 'end': '2026-08-01T00:00:00.000Z'}, 'unitsUsed': 120, 'includedUnits': 1000, 'remainingUnits': 880, 'unlimited': False, 'overage': {'enabled': True, 'units': 0, 'unitPrice': {'amount': 50, 'currency': 'usd', 'scale': 10000}}}}, {'code': 'editors', 'name': 'Editors', 'unitName': 'seat', 'type': 'seats', 'allowed': True, 'usage': {'period': {'start': '2026-07-01T00:00:00.000Z', 'end': '2026-08-01T00:00:00.000Z'}, 'unitsUsed': 3, 'includedUnits': 5, 'remainingUnits': 2, 'unlimited': False, 'overage': {'enabled': False, 'units': 0}}}], 'seats': [{'code': 'editors', 'current': 3, 'included': 5, 'remaining': 2, 'unlimited': False}], 'credits': None, 'balance': None},
+    "plan_grant.created": {'id': 'pgr_1a2b3c4d', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'basePlanId': 'pln_starter', 'targetPlanId': 'pln_pro', 'targetPlanReleaseId': 'plr_1a2b3c4d', 'status': 'active', 'duration': 'cycles', 'durationCycles': 2, 'startsAt': '2026-08-01T00:00:00.000Z', 'expiresAt': '2026-10-01T00:00:00.000Z', 'reason': 'Two-month product evaluation', 'source': 'api', 'revokedAt': None, 'createdAt': '2026-08-01T00:00:00.000Z', 'updatedAt': '2026-08-01T00:00:00.000Z', 'events': [{'id': 'gre_1a2b3c4d', 'type': 'created', 'reason': 'Two-month product evaluation', 'source': 'api', 'previousExpiresAt': None, 'expiresAt': '2026-10-01T00:00:00.000Z', 'duration': 'cycles', 'durationCycles': 2, 'requestedExpiresAt': None, 'createdAt': '2026-08-01T00:00:00.000Z'}]},
+    "plan_grant.updated": {'id': 'pgr_1a2b3c4d', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'basePlanId': 'pln_starter', 'targetPlanId': 'pln_pro', 'targetPlanReleaseId': 'plr_1a2b3c4d', 'status': 'active', 'duration': 'until_date', 'durationCycles': None, 'startsAt': '2026-08-01T00:00:00.000Z', 'expiresAt': '2026-11-15T00:00:00.000Z', 'reason': 'Extended evaluation', 'source': 'dashboard', 'revokedAt': None, 'createdAt': '2026-08-01T00:00:00.000Z', 'updatedAt': '2026-08-15T12:00:00.000Z', 'events': [{'id': 'gre_1a2b3c4d', 'type': 'created', 'reason': 'Two-month product evaluation', 'source': 'api', 'previousExpiresAt': None, 'expiresAt': '2026-10-01T00:00:00.000Z', 'duration': 'cycles', 'durationCycles': 2, 'requestedExpiresAt': None, 'createdAt': '2026-08-01T00:00:00.000Z'}, {'id': 'gre_5e6f7g8h', 'type': 'updated', 'reason': 'Extended evaluation', 'source': 'dashboard', 'previousExpiresAt': '2026-10-01T00:00:00.000Z', 'expiresAt': '2026-11-15T00:00:00.000Z', 'duration': 'until_date', 'durationCycles': None, 'requestedExpiresAt': '2026-11-15T00:00:00.000Z', 'createdAt': '2026-08-15T12:00:00.000Z'}]},
+    "plan_grant.expired": {'id': 'pgr_1a2b3c4d', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'basePlanId': 'pln_starter', 'targetPlanId': 'pln_pro', 'targetPlanReleaseId': 'plr_1a2b3c4d', 'status': 'expired', 'duration': 'cycles', 'durationCycles': 2, 'startsAt': '2026-08-01T00:00:00.000Z', 'expiresAt': '2026-10-01T00:00:00.000Z', 'reason': 'Two-month product evaluation', 'source': 'system', 'revokedAt': None, 'createdAt': '2026-08-01T00:00:00.000Z', 'updatedAt': '2026-10-01T00:05:00.000Z', 'events': [{'id': 'gre_1a2b3c4d', 'type': 'created', 'reason': 'Two-month product evaluation', 'source': 'api', 'previousExpiresAt': None, 'expiresAt': '2026-10-01T00:00:00.000Z', 'duration': 'cycles', 'durationCycles': 2, 'requestedExpiresAt': None, 'createdAt': '2026-08-01T00:00:00.000Z'}, {'id': 'gre_9i0j1k2l', 'type': 'expired', 'reason': 'Two-month product evaluation', 'source': 'system', 'previousExpiresAt': None, 'expiresAt': '2026-10-01T00:00:00.000Z', 'duration': None, 'durationCycles': None, 'requestedExpiresAt': None, 'createdAt': '2026-10-01T00:05:00.000Z'}]},
+    "plan_grant.revoked": {'id': 'pgr_1a2b3c4d', 'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'basePlanId': 'pln_starter', 'targetPlanId': 'pln_pro', 'targetPlanReleaseId': 'plr_1a2b3c4d', 'status': 'revoked', 'duration': 'until_revoked', 'durationCycles': None, 'startsAt': '2026-08-01T00:00:00.000Z', 'expiresAt': None, 'reason': 'Evaluation completed', 'source': 'api', 'revokedAt': '2026-08-20T14:00:00.000Z', 'createdAt': '2026-08-01T00:00:00.000Z', 'updatedAt': '2026-08-20T14:00:00.000Z', 'events': [{'id': 'gre_1a2b3c4d', 'type': 'created', 'reason': 'Open-ended evaluation', 'source': 'api', 'previousExpiresAt': None, 'expiresAt': None, 'duration': 'until_revoked', 'durationCycles': None, 'requestedExpiresAt': None, 'createdAt': '2026-08-01T00:00:00.000Z'}, {'id': 'gre_m3n4o5p6', 'type': 'revoked', 'reason': 'Evaluation completed', 'source': 'api', 'previousExpiresAt': None, 'expiresAt': None, 'duration': None, 'durationCycles': None, 'requestedExpiresAt': None, 'createdAt': '2026-08-20T14:00:00.000Z'}]},
+    "credits.granted": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'credits': 500, 'reason': 'period_reset'},
+    "credits.purchased": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'invoiceId': 'inv_t1u2v3', 'invoiceNumber': 'INV-0051', 'creditPackName': 'Booster 500', 'credits': 500},
+    "credits.low": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'remainingCredits': 42, 'thresholdCredits': 50, 'periodCredits': 500},
+    "credits.depleted": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'remainingCredits': 0},
+    "credits.expired": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'expiredCredits': 120},
+    "balance.topped_up": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'invoiceId': 'inv_t1u2v3', 'invoiceNumber': 'INV-0051', 'amount': 500000, 'currency': 'usd'},
+    "balance.low": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'currentBalance': 90000, 'thresholdBalance': 100000, 'currency': 'usd'},
+    "balance.depleted": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'currentBalance': 0, 'currency': 'usd'},
+    "quota.threshold_reached": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'featureCode': 'api_calls', 'currentUsage': 850, 'includedAmount': 1000, 'periodStart': '2026-06-01T00:00:00.000Z'},
+    "quota.exceeded": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'featureCode': 'api_calls', 'currentUsage': 1080, 'includedAmount': 1000, 'overageEnabled': True, 'periodStart': '2026-06-01T00:00:00.000Z'},
+    "seats.updated": {'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'featureCode': 'editors', 'previousSeats': 3, 'currentSeats': 5},
+    "seats.limit_reached": {'customerId': 'user_123', 'subscriptionId': 'sub_1a2b3c4d', 'featureCode': 'editors', 'currentSeats': 5, 'includedSeats': 5},
+    "addon.activated": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'addon': {'id': 'adn_5e6f7g8h', 'name': 'Extra Storage'}, 'featureCode': 'storage', 'proratedPrice': 25000, 'currency': 'usd'},
+    "addon.deactivated": {'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'addon': {'id': 'adn_5e6f7g8h', 'name': 'Extra Storage'}, 'featureCode': 'storage'},
+    "usage.recorded": {'usageEventId': 'evt_9f8e7d6c', 'subscriptionId': 'sub_1a2b3c4d', 'customerId': 'user_123', 'featureCode': 'api_calls', 'value': 25, 'ts': '2026-06-18T09:12:00.000Z'},
+    "payout.available": {'availableAmount': 125000, 'currency': 'usd'},
+    "payout.created": {'payoutId': '8b6f2a1c-4d3e-4f5a-9b8c-7d6e5f4a3b2c', 'amount': 20000, 'fee': 0, 'netAmount': 20000, 'currency': 'usd', 'status': 'pending', 'destinationBank': {'bankName': 'CHASE', 'last4': '6789'}, 'createdAt': '2026-06-12T10:00:00.000Z'},
+    "payout.paid": {'payoutId': '8b6f2a1c-4d3e-4f5a-9b8c-7d6e5f4a3b2c', 'amount': 20000, 'fee': 0, 'netAmount': 20000, 'currency': 'usd', 'status': 'paid', 'destinationBank': {'bankName': 'CHASE', 'last4': '6789'}, 'paidAt': '2026-06-14T09:00:00.000Z'},
+    "payout.failed": {'payoutId': '8b6f2a1c-4d3e-4f5a-9b8c-7d6e5f4a3b2c', 'amount': 20000, 'fee': 0, 'netAmount': 20000, 'currency': 'usd', 'status': 'failed', 'destinationBank': {'bankName': 'CHASE', 'last4': '6789'}, 'failedAt': '2026-06-14T09:00:00.000Z', 'failureCode': 'account_closed', 'failureMessage': 'The bank account has been closed'},
 }
 """The published example ``data`` of every event type."""
 
@@ -2642,3 +1854,4 @@ __all__ = [
     "UsageRecorded",
     "UsageRecordedData",
 ]
+

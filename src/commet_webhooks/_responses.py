@@ -83,7 +83,9 @@ def invalid_payload(detail: str, event: WebhookEvent | None = None) -> WebhookRe
     return WebhookResponse(400, msgspec.json.encode(body), _JSON, Outcome.INVALID_PAYLOAD, event)
 
 
-def failure(message: str, *, retry: bool, outcome: Outcome, event: WebhookEvent) -> WebhookResponse:
+def failure(
+    message: str, *, retry: bool, outcome: Outcome, event: WebhookEvent
+) -> WebhookResponse:
     """A verified event whose handling failed: 500 (retry) or 200 with a warning."""
     payload: dict[str, Any] = (
         {"received": False, "error": message} if retry else {"received": True, "warning": message}

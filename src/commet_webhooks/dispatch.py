@@ -256,7 +256,9 @@ class Webhooks(Router):
             context=context,
         )
 
-    def _finished(self, response: WebhookResponse, started: float, token: Any) -> WebhookResponse:
+    def _finished(
+        self, response: WebhookResponse, started: float, token: Any
+    ) -> WebhookResponse:
         """Budget warning and observer call, once the answer is decided."""
         elapsed = time.monotonic() - started
         if elapsed > COMMET_TIMEOUT_SECONDS:
@@ -630,3 +632,5 @@ def _store_error(exc: Exception) -> StoreUnavailableError:
     if isinstance(exc, StoreUnavailableError):
         return exc
     return unavailable("idempotency store", exc)
+
+

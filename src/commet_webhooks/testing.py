@@ -37,7 +37,6 @@ __all__ = [
     "signed_request",
 ]
 
-
 def sample_data(event_type: str | EventType, **overrides: Any) -> dict[str, Any]:
     """A realistic ``data`` object for ``event_type``, valid against Commet's contract.
 

@@ -40,7 +40,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-
 @dataclass(frozen=True)
 class Delivery:
     """One request the receiver answered."""
