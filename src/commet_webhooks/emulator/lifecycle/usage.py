@@ -54,7 +54,7 @@ class UsageSteps(LifecycleBase):
             sub = self.billing.current_subscription(customer.id)
             if sub is None or sub.status not in ACCESS_STATUSES:
                 raise ApiError(
-                    409,
+                    404,
                     "no_active_subscription",
                     f"customer {customer_ref!r} has no active subscription",
                 )
