@@ -1,0 +1,371 @@
+"""Run Commet webhook handlers on Celery workers: ``Webhooks(offload=celery_offload(...))``.
+
+    # myproject/hooks.py
+    from celery import Celery
+    from commet_webhooks import Webhooks
+    from commet_webhooks.celery import celery_offload
+    from commet_webhooks.stores.redis import RedisStore
+
+    app = Celery("myproject", broker="amqp://guest:guest@127.0.0.1:5672//")
+    webhooks = Webhooks(
+        "whsec_...",
+        idempotency_store=RedisStore("redis://127.0.0.1:6379/0"),
+        offload=celery_offload(app, "myproject.hooks:webhooks"),
+        on_payment_failed=dunning,
+    )
+
+The receiver answers Commet as soon as RabbitMQ has confirmed the message (publisher
+confirms on a connection of our own, with a short timeout; a broker that does not
+confirm in time is a 503, so Commet retries). ``celery -A myproject.hooks worker``
+runs the task, which verifies the signature again and runs the handlers through
+``webhooks.handle_offloaded`` — with the idempotency store, so a duplicate delivery, a
+redelivered message or two workers racing run the handlers once.
+
+The task is ``acks_late`` with ``reject_on_worker_lost``: a worker killed mid-handler
+leaves its message unacknowledged and the broker hands it to another worker; the
+store's lease (answer ``busy`` until it runs out) covers the rest. ``handler_error``,
+``busy`` and ``store_unavailable`` are retried with exponential backoff up to
+``max_retries``; then the delivery becomes a *dead letter*: a JSON record on the durable
+queue ``commet_webhooks.dead_letters`` (or your ``dead_letter=`` callable) and a call to
+``on_error``. :meth:`CeleryOffload.replay_dead_letters` sends them through again.
+
+Requires ``celery`` (``pip install commet-webhooks[celery]``). See docs/offload.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+try:
+    import celery  # type: ignore[import-untyped]
+    import kombu
+    from celery.exceptions import Reject  # type: ignore[import-untyped]
+except ImportError as exc:  # an optional extra is not installed
+    from ._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.celery", "celery", exc) from exc
+
+from ._offload import OffloadedDelivery
+from ._responses import Outcome
+from .offload import (
+    DEAD_OUTCOMES,
+    DONE_OUTCOMES,
+    RETRY_OUTCOMES,
+    DeadLetter,
+    WebhooksSource,
+    backoff,
+    delivery_scope,
+    install_log_context,
+    report_dead_letter,
+    resolve_webhooks,
+)
+
+__all__ = [
+    "DEFAULT_DEAD_LETTER_QUEUE",
+    "DEFAULT_TASK_NAME",
+    "CeleryOffload",
+    "DeadLetter",
+    "celery_offload",
+]
+
+logger = logging.getLogger("commet_webhooks.celery")
+
+DEFAULT_TASK_NAME = "commet_webhooks.deliver"
+DEFAULT_DEAD_LETTER_QUEUE = "commet_webhooks.dead_letters"
+
+
+class CeleryOffload:
+    """The ``Offload`` for one Celery app; see :func:`celery_offload`."""
+
+    def __init__(
+        self,
+        app: Any,
+        webhooks: WebhooksSource,
+        *,
+        name: str = DEFAULT_TASK_NAME,
+        queue: str | None = None,
+        max_retries: int = 8,
+        retry_backoff: float = 2.0,
+        retry_backoff_max: float = 600.0,
+        publish_timeout: float = 5.0,
+        dead_letter_queue: str = DEFAULT_DEAD_LETTER_QUEUE,
+        dead_letter: Callable[[DeadLetter], None] | None = None,
+        publish_threads: int = 8,
+        log_context: bool = True,
+    ) -> None:
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError("max_retries must be a non-negative integer")
+        if not retry_backoff > 0 or not retry_backoff_max >= retry_backoff:
+            raise ValueError("retry_backoff must be positive and at most retry_backoff_max")
+        if not publish_timeout > 0:
+            raise ValueError("publish_timeout must be positive")
+        if not isinstance(publish_threads, int) or publish_threads <= 0:
+            raise ValueError("publish_threads must be a positive integer")
+        self.app = app
+        self.queue = queue
+        self.max_retries = max_retries
+        self.retry_backoff = float(retry_backoff)
+        self.retry_backoff_max = float(retry_backoff_max)
+        self.publish_timeout = float(publish_timeout)
+        self.dead_letter_queue = dead_letter_queue
+        self.publish_threads = publish_threads
+        self.log_context = log_context
+        self._dead_letter = dead_letter
+        self._webhooks = resolve_webhooks(webhooks)
+        self._lock = threading.Lock()
+        self._idle: list[Any] = []  # producers on confirmed connections, this process's
+        self._pid = os.getpid()
+        self._executor: ThreadPoolExecutor | None = None
+        offload = self
+
+        @app.task(  # type: ignore[misc]
+            bind=True,
+            name=name,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            ignore_result=True,
+            max_retries=None,
+        )
+        def deliver(task: Any, message: dict[str, Any]) -> str:
+            return offload.run(message, attempt=int(task.request.retries or 0))
+
+        self.task: Any = deliver
+
+    def __repr__(self) -> str:
+        return f"CeleryOffload(task={self.task.name!r}, queue={self.queue!r})"
+
+    # ------------------------------------------------------------ receiver side
+
+    def publish(self, delivery: OffloadedDelivery) -> None:
+        """Send the task and wait for the broker's confirm; raise when there is none."""
+        self._send(delivery.to_message())
+
+    async def apublish(self, delivery: OffloadedDelivery) -> None:
+        """:meth:`publish` on this offload's own threads, off the event loop."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._threads(), self._send, delivery.to_message())
+
+    def _threads(self) -> ThreadPoolExecutor:
+        self._check_pid()
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self.publish_threads, thread_name_prefix="commet-webhooks-publish"
+                    )
+        return self._executor
+
+    def _check_pid(self) -> None:
+        """After a fork, never touch the parent's sockets or threads."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._idle, self._executor, self._pid = [], None, os.getpid()
+
+    def _connection(self) -> Any:
+        options = dict(self.app.conf.broker_transport_options or {})
+        # Publisher confirms on every channel; a dead broker fails the publish now
+        # (one connection attempt, no silent retry loop) so the receiver answers 503.
+        options.update(confirm_publish=True, max_retries=0, interval_start=0)
+        return kombu.Connection(
+            self.app.conf.broker_write_url or self.app.conf.broker_url,
+            transport_options=options,
+            connect_timeout=self.publish_timeout,
+            heartbeat=0,
+            ssl=self.app.conf.broker_use_ssl,
+        )
+
+    def _acquire(self) -> Any:
+        self._check_pid()
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        connection = self._connection()
+        try:
+            connection.connect()
+            return connection.Producer()
+        except BaseException:
+            connection.release()
+            raise
+
+    def _give_back(self, producer: Any, *, broken: bool) -> None:
+        if not broken and self._pid == os.getpid():
+            with self._lock:
+                if len(self._idle) < self.publish_threads:
+                    self._idle.append(producer)
+                    return
+        try:
+            producer.connection.release()
+        except Exception:  # noqa: S110 - closing a connection that already failed
+            pass
+
+    def _send(
+        self, message: dict[str, Any], *, retries: int = 0, countdown: float | None = None
+    ) -> None:
+        producer = self._acquire()
+        broken = True
+        try:
+            options: dict[str, Any] = {}
+            if self.queue is not None:
+                options["queue"] = self.queue
+            self.task.apply_async(
+                args=(message,),
+                producer=producer,
+                retry=False,
+                retries=retries,
+                countdown=countdown,
+                timeout=self.publish_timeout,
+                confirm_timeout=self.publish_timeout,
+                **options,
+            )
+            broken = False
+        finally:
+            self._give_back(producer, broken=broken)
+
+    # ------------------------------------------------------------ worker side
+
+    def run(self, message: dict[str, Any], *, attempt: int = 0) -> str:
+        """One attempt at a delivery (the task's body); returns what became of it."""
+        webhooks = self._webhooks()
+        if self.log_context:
+            install_log_context()
+        try:
+            delivery = OffloadedDelivery.from_message(message)
+        except ValueError as exc:
+            raw = message if isinstance(message, dict) else {"raw": repr(message)}
+            self._give_up(webhooks, DeadLetter(raw, f"malformed message: {exc}", attempt + 1))
+            return "dead_letter"
+        with delivery_scope(webhooks, delivery):
+            subject: Any = None
+            try:
+                response = webhooks.handle_offloaded(delivery)
+                outcome, subject = response.outcome, response.event
+            except Exception:
+                # handle_offloaded answers every input; this is a bug or a crash in an
+                # on_error reporter. Never lose the delivery over it: retry.
+                logger.exception("handling %s failed", delivery.event_id or delivery.event_type)
+                outcome = Outcome.HANDLER_ERROR
+            if outcome in DONE_OUTCOMES:
+                return outcome.value
+            if outcome in RETRY_OUTCOMES and attempt < self.max_retries:
+                delay = backoff(attempt, self.retry_backoff, self.retry_backoff_max)
+                logger.warning(
+                    "%s %s: %s, retry %d of %d in %.1f s",
+                    delivery.event_type,
+                    delivery.event_id or "",
+                    outcome.value,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
+                try:
+                    self._send(message, retries=attempt + 1, countdown=delay)
+                except Exception as exc:
+                    # The copy is not in the broker: keep the original there instead.
+                    raise Reject(exc, requeue=True) from exc
+                return "retrying"
+            if outcome not in DEAD_OUTCOMES and outcome not in RETRY_OUTCOMES:
+                logger.error("unexpected outcome %s for an offloaded delivery", outcome.value)
+            self._give_up(webhooks, DeadLetter(message, outcome.value, attempt + 1), subject)
+            return "dead_letter"
+
+    def _give_up(self, webhooks: Any, record: DeadLetter, subject: Any = None) -> None:
+        try:
+            if self._dead_letter is not None:
+                self._dead_letter(record)
+            else:
+                self._publish_dead_letter(record)
+        except Exception as exc:
+            logger.error("could not keep the dead letter (%s); requeued", type(exc).__name__)
+            raise Reject(exc, requeue=True) from exc
+        report_dead_letter(webhooks, record, subject)
+
+    # ------------------------------------------------------------ dead letters
+
+    def _dead_queue(self) -> Any:
+        return kombu.Queue(self.dead_letter_queue, routing_key=self.dead_letter_queue, durable=True)
+
+    def _publish_dead_letter(self, record: DeadLetter) -> None:
+        producer = self._acquire()
+        broken = True
+        try:
+            queue = self._dead_queue()
+            producer.publish(
+                record.to_record(),
+                exchange="",
+                routing_key=self.dead_letter_queue,
+                declare=[queue],
+                serializer="json",
+                delivery_mode=2,
+                retry=False,
+                timeout=self.publish_timeout,
+                confirm_timeout=self.publish_timeout,
+            )
+            broken = False
+        finally:
+            self._give_back(producer, broken=broken)
+
+    def peek_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, left in their queue."""
+        found: list[DeadLetter] = []
+        with self._connection() as connection:
+            queue = self._dead_queue()(connection.default_channel)
+            queue.declare()
+            while len(found) < limit:
+                message = queue.get(no_ack=False, accept=["json"])
+                if message is None:
+                    break
+                found.append(DeadLetter.from_record(message.payload))
+            # Closing the connection unacknowledged puts every message back.
+        return found
+
+    def replay_dead_letters(self, limit: int | None = None) -> int:
+        """Send dead letters through the task again (attempts counted afresh).
+
+        Each is removed from the dead-letter queue only after the broker confirmed its
+        new task message; returns how many were replayed.
+        """
+        replayed = 0
+        with self._connection() as connection:
+            queue = self._dead_queue()(connection.default_channel)
+            queue.declare()
+            while limit is None or replayed < limit:
+                message = queue.get(no_ack=False, accept=["json"])
+                if message is None:
+                    break
+                record = DeadLetter.from_record(message.payload)
+                self._send(record.message)
+                message.ack()
+                replayed += 1
+        return replayed
+
+    def close(self) -> None:
+        """Close this process's publishing connections and threads."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            executor, self._executor = self._executor, None
+        for producer in idle:
+            self._give_back(producer, broken=True)
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+
+def celery_offload(app: Any, webhooks: WebhooksSource, **options: Any) -> CeleryOffload:
+    """Register the delivery task on ``app``; return the ``Offload`` for ``Webhooks``.
+
+    ``webhooks`` is the worker's ``Webhooks`` — usually the receiver's own, named as
+    ``"module:attribute"`` or a zero-argument callable so it can be resolved after the
+    receiver that takes this offload exists (once per worker process). Options:
+    ``name`` (the task's name), ``queue``, ``max_retries`` (8), ``retry_backoff`` (2 s,
+    doubled per attempt), ``retry_backoff_max`` (600 s), ``publish_timeout`` (5 s: the
+    broker's confirm must come within it), ``dead_letter_queue``, ``dead_letter`` (a
+    callable taking a :class:`DeadLetter`, instead of the queue), ``publish_threads``
+    and ``log_context`` (put the event on worker log records; True).
+    """
+    return CeleryOffload(app, webhooks, **options)
