@@ -122,6 +122,8 @@ class CeleryOffload:
         self._idle: list[Any] = []  # producers on confirmed connections, this process's
         self._pid = os.getpid()
         self._executor: ThreadPoolExecutor | None = None
+        if log_context:
+            install_log_context()  # records get the attributes before the first task
         offload = self
 
         @app.task(  # type: ignore[misc]
@@ -233,8 +235,6 @@ class CeleryOffload:
     def run(self, message: dict[str, Any], *, attempt: int = 0) -> str:
         """One attempt at a delivery (the task's body); returns what became of it."""
         webhooks = self._webhooks()
-        if self.log_context:
-            install_log_context()
         try:
             delivery = OffloadedDelivery.from_message(message)
         except ValueError as exc:

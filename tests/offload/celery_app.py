@@ -16,14 +16,18 @@ Events listed in ``<schema>.broken`` fail their handler (for the dead-letter tes
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import time
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import psycopg
 from celery import Celery
 
-from commet_webhooks import WebhookEvent, Webhooks
+from commet_webhooks import Observer, WebhookEvent, Webhooks
 from commet_webhooks.asgi import WebhookApp
 from commet_webhooks.celery import celery_offload
 from commet_webhooks.stores.redis import RedisStore
@@ -37,12 +41,33 @@ SLOW_EVENT = os.environ.get("OFFLOAD_SLOW_EVENT", "")
 logger = logging.getLogger("offload_tests.handler")
 
 app = Celery("offload_tests", broker=os.environ.get("OFFLOAD_BROKER", "amqp://guest:guest@127.0.0.1:5672//"))
+LOG_FORMAT = "[%(levelname)s/%(processName)s] %(commet_event_type)s %(commet_event_id)s %(message)s"
 app.conf.update(
+    worker_log_format=LOG_FORMAT,
+    worker_task_log_format=LOG_FORMAT,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     task_default_queue=os.environ.get("OFFLOAD_QUEUE", "commet_offload_tests"),
 )
+
+
+RECEIVER = contextvars.ContextVar("receiver", default="")
+
+
+class Tracing(Observer):
+    """Stands in for a tracer: the receiver injects its pid, the worker restores it."""
+
+    def inject_context(self, token: Any) -> dict[str, str]:
+        return {"traceparent": f"00-{os.getpid():032x}-{1:016x}-01", "receiver_pid": str(os.getpid())}
+
+    @contextlib.contextmanager
+    def extract_context(self, context: Mapping[str, str]) -> Iterator[None]:
+        reset = RECEIVER.set(context.get("receiver_pid", ""))
+        try:
+            yield
+        finally:
+            RECEIVER.reset(reset)
 
 
 def record_effect(event: WebhookEvent) -> None:
@@ -59,8 +84,9 @@ def record_effect(event: WebhookEvent) -> None:
         logger.warning("recording effect")
         with conn.transaction():
             conn.execute(
-                f"INSERT INTO {SCHEMA}.effects (event_id, event_type, pid) VALUES (%s, %s, %s)",
-                (event.id, event.event, os.getpid()),
+                f"INSERT INTO {SCHEMA}.effects (event_id, event_type, pid, receiver_pid)"
+                " VALUES (%s, %s, %s, %s)",
+                (event.id, event.event, os.getpid(), RECEIVER.get() or None),
             )
             time.sleep(3.0 if event.id == SLOW_EVENT else HANDLER_SECONDS)
 
@@ -95,6 +121,7 @@ webhooks = Webhooks(
     offload=offload,
     on_payload=record_effect,
     on_error=report,
+    observer=Tracing(),
 )
 
 asgi = WebhookApp(webhooks)
