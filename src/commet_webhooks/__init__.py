@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from . import _event_types
 from ._envelope import UnknownEvent, WebhookEvent
 from ._event_types import *  # noqa: F403 - every event class of the registry, generated
-from ._parsing import construct_event, parse_event, verify_and_parse
 from ._observe import Observer
 from ._offload import Offload, OffloadedDelivery
+from ._parsing import construct_event, parse_event, verify_and_parse
 from ._responses import Outcome
 from ._router import Router
 from ._signing import sign, verify

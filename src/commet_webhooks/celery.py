@@ -35,6 +35,7 @@ Requires ``celery`` (``pip install commet-webhooks[celery]``). See docs/offload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -43,9 +44,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 try:
-    import celery  # type: ignore[import-untyped]
-    import kombu
+    import celery  # type: ignore[import-untyped]  # noqa: F401 - the extra's check
     from celery.exceptions import Reject  # type: ignore[import-untyped]
+    from kombu import Connection, Queue  # type: ignore[attr-defined]
 except ImportError as exc:  # an optional extra is not installed
     from ._optional import missing_extra
 
@@ -126,7 +127,7 @@ class CeleryOffload:
             install_log_context()  # records get the attributes before the first task
         offload = self
 
-        @app.task(  # type: ignore[misc]
+        @app.task(  # type: ignore[untyped-decorator]
             bind=True,
             name=name,
             acks_late=True,
@@ -135,7 +136,7 @@ class CeleryOffload:
             max_retries=None,
         )
         def deliver(task: Any, message: dict[str, Any]) -> str:
-            return offload.run(message, attempt=int(task.request.retries or 0))
+            return str(offload.run(message, attempt=int(task.request.retries or 0)))
 
         self.task: Any = deliver
 
@@ -175,7 +176,7 @@ class CeleryOffload:
         # Publisher confirms on every channel; a dead broker fails the publish now
         # (one connection attempt, no silent retry loop) so the receiver answers 503.
         options.update(confirm_publish=True, max_retries=0, interval_start=0)
-        return kombu.Connection(
+        return Connection(  # type: ignore[no-untyped-call]
             self.app.conf.broker_write_url or self.app.conf.broker_url,
             transport_options=options,
             connect_timeout=self.publish_timeout,
@@ -202,10 +203,8 @@ class CeleryOffload:
                 if len(self._idle) < self.publish_threads:
                     self._idle.append(producer)
                     return
-        try:
+        with contextlib.suppress(Exception):  # closing a connection that already failed
             producer.connection.release()
-        except Exception:  # noqa: S110 - closing a connection that already failed
-            pass
 
     def _send(
         self, message: dict[str, Any], *, retries: int = 0, countdown: float | None = None
@@ -243,6 +242,7 @@ class CeleryOffload:
             return "dead_letter"
         with delivery_scope(webhooks, delivery):
             subject: Any = None
+            outcome: Outcome
             try:
                 response = webhooks.handle_offloaded(delivery)
                 outcome, subject = response.outcome, response.event
@@ -289,7 +289,9 @@ class CeleryOffload:
     # ------------------------------------------------------------ dead letters
 
     def _dead_queue(self) -> Any:
-        return kombu.Queue(self.dead_letter_queue, routing_key=self.dead_letter_queue, durable=True)
+        return Queue(  # type: ignore[no-untyped-call]
+            self.dead_letter_queue, routing_key=self.dead_letter_queue, durable=True
+        )
 
     def _publish_dead_letter(self, record: DeadLetter) -> None:
         producer = self._acquire()

@@ -40,7 +40,9 @@ SLOW_EVENT = os.environ.get("OFFLOAD_SLOW_EVENT", "")
 
 logger = logging.getLogger("offload_tests.handler")
 
-app = Celery("offload_tests", broker=os.environ.get("OFFLOAD_BROKER", "amqp://guest:guest@127.0.0.1:5672//"))
+app = Celery(
+    "offload_tests", broker=os.environ.get("OFFLOAD_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
+)
 LOG_FORMAT = "[%(levelname)s/%(processName)s] %(commet_event_type)s %(commet_event_id)s %(message)s"
 app.conf.update(
     worker_log_format=LOG_FORMAT,
@@ -59,7 +61,10 @@ class Tracing(Observer):
     """Stands in for a tracer: the receiver injects its pid, the worker restores it."""
 
     def inject_context(self, token: Any) -> dict[str, str]:
-        return {"traceparent": f"00-{os.getpid():032x}-{1:016x}-01", "receiver_pid": str(os.getpid())}
+        return {
+            "traceparent": f"00-{os.getpid():032x}-{1:016x}-01",
+            "receiver_pid": str(os.getpid()),
+        }
 
     @contextlib.contextmanager
     def extract_context(self, context: Mapping[str, str]) -> Iterator[None]:

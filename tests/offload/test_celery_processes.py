@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Run
 from offload_helpers import BIN, TcpProxy, queue_depth, start, stop, wait_until
 
 from commet_webhooks.testing import sample_event, signed_request
+from conftest import Run
 from support.net import free_port, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -53,7 +53,9 @@ def receiver(run: Run, tmp_path: Path, env: dict[str, str]) -> tuple[Any, str]:
 
 def post_all(url: str, deliveries: list[tuple[bytes, dict[str, str]]]) -> list[int]:
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(8) as pool:
-        return list(pool.map(lambda d: client.post(url, content=d[0], headers=d[1]).status_code, deliveries))
+        return list(
+            pool.map(lambda d: client.post(url, content=d[0], headers=d[1]).status_code, deliveries)
+        )
 
 
 def test_every_event_once_through_uvicorn_rabbitmq_and_celery_workers(
@@ -70,7 +72,9 @@ def test_every_event_once_through_uvicorn_rabbitmq_and_celery_workers(
         processes += [celery_worker(run, f"w{i}", tmp_path, env) for i in range(WORKERS)]
         server, url = receiver(run, tmp_path, env)
         processes.append(server)
-        wait_until(lambda: queue_depth(run.broker, run.queue)[1] == WORKERS, 90, "workers to consume")
+        wait_until(
+            lambda: queue_depth(run.broker, run.queue)[1] == WORKERS, 90, "workers to consume"
+        )
 
         # 1. One worker process is killed while it runs the slow event's handler.
         assert post_all(url, [signed_request(envelopes[0], SECRET)]) == [200]
@@ -115,7 +119,9 @@ def test_every_event_once_through_uvicorn_rabbitmq_and_celery_workers(
         for process in processes:
             stop(process)
 
-    effects = run.sql("SELECT event_id, count(*), min(receiver_pid) FROM {schema}.effects GROUP BY event_id")
+    effects = run.sql(
+        "SELECT event_id, count(*), min(receiver_pid) FROM {schema}.effects GROUP BY event_id"
+    )
     assert {row[0] for row in effects} == set(ids)
     assert [row for row in effects if row[1] != 1] == []
     # The receiver's tracing context reached the worker for every event.

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 
 from .._concurrency import run_blocking
 from .._offload import Offload, OffloadedDelivery
@@ -57,7 +57,7 @@ __all__ = [
 
 logger = logging.getLogger("commet_webhooks.offload")
 
-WebhooksSource = Union[Any, Callable[[], Any], str]
+WebhooksSource = Any
 """A ``Webhooks``, a zero-argument callable returning one, or ``"package.module:name"``."""
 
 RETRY_OUTCOMES = frozenset({Outcome.HANDLER_ERROR, Outcome.BUSY, Outcome.STORE_UNAVAILABLE})
@@ -129,9 +129,7 @@ class DeadLetter:
 class _Resolved:
     def __init__(self, source: WebhooksSource) -> None:
         if not (isinstance(source, str) or callable(source) or _is_webhooks(source)):
-            raise TypeError(
-                "webhooks must be a Webhooks, a zero-argument factory or 'module:name'"
-            )
+            raise TypeError("webhooks must be a Webhooks, a zero-argument factory or 'module:name'")
         self.source = source
         self._lock = threading.Lock()
         self._value: Any = None
