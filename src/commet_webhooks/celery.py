@@ -336,8 +336,12 @@ class CeleryOffload:
         replayed = 0
         with self._connection() as connection:
             queue = self._dead_queue()(connection.default_channel)
+            # Only those there now: a replayed message that fails again comes back meanwhile.
             queue.declare()
-            while limit is None or replayed < limit:
+            _name, waiting, _consumers = queue.queue_declare(passive=True)
+            if limit is None or limit > waiting:
+                limit = int(waiting)
+            while replayed < limit:
                 message = queue.get(no_ack=False, accept=["json"])
                 if message is None:
                     break

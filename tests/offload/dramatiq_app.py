@@ -14,7 +14,9 @@ from offload_effects import BROKER, LOG_FORMAT, MAX_RETRIES, QUEUE, make_webhook
 from commet_webhooks.asgi import WebhookApp
 from commet_webhooks.offload.dramatiq import dramatiq_offload
 
-broker = RabbitmqBroker(url=BROKER, confirm_delivery=True)
+# pika reads the default vhost only as "/%2F" (kombu also accepts "//").
+PIKA_URL = BROKER[:-2] + "/%2F" if BROKER.endswith("//") else BROKER
+broker = RabbitmqBroker(url=PIKA_URL, confirm_delivery=True)
 dramatiq.set_broker(broker)
 offload = dramatiq_offload(
     broker,

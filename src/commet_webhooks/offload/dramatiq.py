@@ -75,8 +75,9 @@ DEFAULT_ACTOR_NAME = "commet_webhooks_deliver"
 _RETRY_STATE = ("retries", "traceback", "eta", "requeue_timestamp")
 
 
-class RetryLater(Exception):
-    """Raised by the actor for an outcome worth another attempt; Dramatiq backs off."""
+class RetryLater(dramatiq.Retry):
+    """Raised by the actor for an outcome worth another attempt; Dramatiq backs off
+    (a ``dramatiq.Retry``: logged as a retry, not as an error with a traceback)."""
 
 
 class GaveUp(Exception):
@@ -130,14 +131,18 @@ class DramatiqOffload:
         def retry_when(retries: int, exc: BaseException) -> bool:
             return not isinstance(exc, GaveUp) and retries < max_retries
 
+        def deliver(message: dict[str, Any]) -> None:
+            self.run(message)  # Dramatiq expects None without a results backend
+
         self.actor: Any = dramatiq.actor(
             actor_name=actor_name,
+            throws=(GaveUp,),
             queue_name=queue_name,
             broker=broker,
             retry_when=retry_when,
             min_backoff=round(min_backoff * 1000),
             max_backoff=round(max_backoff * 1000),
-        )(self.run)
+        )(deliver)
 
     def __repr__(self) -> str:
         return f"DramatiqOffload(actor={self.actor.actor_name!r}, queue={self.queue_name!r})"
@@ -232,8 +237,12 @@ class DramatiqOffload:
         """Enqueue dead letters again (attempts counted afresh); each leaves ``.XQ`` only
         after RabbitMQ confirmed its copy. Returns how many were replayed."""
         channel = self._dead_channel()
+        # Only those there now: a replayed message that fails again comes back meanwhile.
+        waiting = channel.queue_declare(xq_name(self.queue_name), passive=True).method
+        if limit is None or limit > waiting.message_count:
+            limit = int(waiting.message_count)
         replayed = 0
-        while limit is None or replayed < limit:
+        while replayed < limit:
             method, _properties, body = channel.basic_get(xq_name(self.queue_name))
             if method is None:
                 break

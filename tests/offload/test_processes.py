@@ -1,6 +1,7 @@
-"""Celery for real: uvicorn (2 workers) offloading to RabbitMQ, several ``celery worker``
-processes, a worker killed mid-handler, the broker cut and restored; every event's
-effect recorded exactly once in PostgreSQL."""
+"""Each engine for real: uvicorn (2 workers) offloading to RabbitMQ, several worker
+processes (``celery -A celery_app worker``, ``dramatiq dramatiq_app``), a worker killed
+mid-handler, the broker cut and restored; every event's effect recorded exactly once in
+PostgreSQL, nothing lost, 503s while the broker is away."""
 
 from __future__ import annotations
 
@@ -31,19 +32,25 @@ WORKERS = 3
 TYPES = ["payment.received", "invoice.created", "subscription.activated", "payment.failed"]
 
 
-def celery_worker(run: Run, name: str, tmp_path: Path, env: dict[str, str]) -> Any:
-    args = [
-        str(BIN / "celery"), "-A", "celery_app", "worker", "-Q", run.queue, "-n", f"{name}@%h",
-        "--pool", "prefork", "--concurrency", "2", "--loglevel", "warning",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
+def worker(engine: str, run: Run, name: str, tmp_path: Path, env: dict[str, str]) -> Any:
+    if engine == "celery":  # a prefork pool: killing a child exercises reject_on_worker_lost
+        args = [
+            str(BIN / "celery"), "-A", "celery_app", "worker", "-Q", run.queue,
+            "-n", f"{name}@%h", "--pool", "prefork", "--concurrency", "2",
+            "--loglevel", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]  # fmt: skip
+    else:
+        args = [
+            str(BIN / "dramatiq"), "dramatiq_app", "--processes", "1", "--threads", "2",
+            "--queues", run.queue,
+        ]  # fmt: skip
     return start(args, env, tmp_path / f"{name}.log")
 
 
-def receiver(run: Run, tmp_path: Path, env: dict[str, str]) -> tuple[Any, str]:
+def receiver(engine: str, tmp_path: Path, env: dict[str, str]) -> tuple[Any, str]:
     port = free_port()
     args = [
-        sys.executable, "-m", "uvicorn", "celery_app:asgi", "--port", str(port),
+        sys.executable, "-m", "uvicorn", f"{engine}_app:asgi", "--port", str(port),
         "--workers", "2", "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     process = start(args, env, tmp_path / "uvicorn.log")
@@ -58,8 +65,9 @@ def post_all(url: str, deliveries: list[tuple[bytes, dict[str, str]]]) -> list[i
         )
 
 
-def test_every_event_once_through_uvicorn_rabbitmq_and_celery_workers(
-    run: Run, proxy: TcpProxy, tmp_path: Path
+@pytest.mark.parametrize("engine", ["celery", "dramatiq"])
+def test_every_event_once_through_uvicorn_rabbitmq_and_workers(
+    engine: str, run: Run, proxy: TcpProxy, tmp_path: Path
 ) -> None:
     envelopes = [sample_event(TYPES[i % len(TYPES)]) for i in range(EVENTS)]
     ids = [e["id"] for e in envelopes]
@@ -69,8 +77,8 @@ def test_every_event_once_through_uvicorn_rabbitmq_and_celery_workers(
     env = run.env(OFFLOAD_SECRET=SECRET, OFFLOAD_SLOW_EVENT=slow, OFFLOAD_LEASE_SECONDS=4)
     processes: list[Any] = []
     try:
-        processes += [celery_worker(run, f"w{i}", tmp_path, env) for i in range(WORKERS)]
-        server, url = receiver(run, tmp_path, env)
+        processes += [worker(engine, run, f"w{i}", tmp_path, env) for i in range(WORKERS)]
+        server, url = receiver(engine, tmp_path, env)
         processes.append(server)
         wait_until(
             lambda: queue_depth(run.broker, run.queue)[1] == WORKERS, 90, "workers to consume"
