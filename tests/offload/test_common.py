@@ -102,3 +102,26 @@ def test_dead_letter_record_round_trips() -> None:
     assert again == record and again.event_id == "whev_1" and again.event_type == "payment.failed"
     with pytest.raises(ValueError, match="not an offloaded"):
         again.delivery()
+
+
+@pytest.mark.parametrize(
+    ("module", "hidden", "extra"),
+    [
+        ("commet_webhooks.celery", "celery", "celery"),
+        ("commet_webhooks.celery", "kombu", "celery"),
+        ("commet_webhooks.offload.dramatiq", "dramatiq", "dramatiq"),
+    ],
+)
+def test_an_engine_without_its_extra_names_the_extra(module: str, hidden: str, extra: str) -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        f"for name in [m for m in sys.modules if m == {hidden!r} or m.startswith({hidden!r} + '.')]:\n"
+        "    del sys.modules[name]\n"
+        f"sys.modules[{hidden!r}] = None\n"
+        f"import {module}\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f'pip install "commet-webhooks[{extra}]"' in result.stderr.strip().splitlines()[-1]
