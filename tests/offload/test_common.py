@@ -122,6 +122,8 @@ def test_an_engine_without_its_extra_names_the_extra(module: str, hidden: str, e
         f"sys.modules[{hidden!r}] = None\n"
         f"import {module}\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert f'pip install "commet-webhooks[{extra}]"' in result.stderr.strip().splitlines()[-1]
