@@ -36,14 +36,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import queue
 import threading
+import time
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 try:
+    import amqp  # type: ignore[import-untyped]
     import celery  # type: ignore[import-untyped]  # noqa: F401 - the extra's check
     from celery.exceptions import Reject  # type: ignore[import-untyped]
     from kombu import Connection, Queue  # type: ignore[attr-defined]
@@ -79,6 +84,108 @@ logger = logging.getLogger("commet_webhooks.celery")
 
 DEFAULT_TASK_NAME = "commet_webhooks.deliver"
 DEFAULT_DEAD_LETTER_QUEUE = "commet_webhooks.dead_letters"
+
+
+class _Pipeline:
+    """Group-confirmed publishing on one AMQP connection, owned by one thread.
+
+    Callers hand over ready messages and wait on a future. The thread publishes
+    whatever is waiting back to back, then waits once for RabbitMQ's confirms (one
+    ``basic.ack`` with ``multiple`` usually covers the whole batch): the round trip and
+    RabbitMQ's disk sync are shared by every delivery that arrived meanwhile, instead
+    of paid one after another. A nack, a cut connection or no confirm within the
+    timeout fails the waiting futures (the receiver answers 503) and the next batch
+    reconnects.
+    """
+
+    MAX_BATCH = 256
+
+    def __init__(self, connect: Callable[[], Any], timeout: float) -> None:
+        self._connect = connect
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Any, Future[None]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._pending: dict[int, Future[None]] = {}
+
+    def submit(self, outgoing: Any) -> Future[None]:
+        if self._thread is None or self._pid != os.getpid():
+            with self._lock:
+                if self._thread is None or self._pid != os.getpid():
+                    self._queue = queue.SimpleQueue()
+                    self._pid = os.getpid()
+                    self._thread = threading.Thread(
+                        target=self._run, name="commet-webhooks-confirms", daemon=True
+                    )
+                    self._thread.start()
+        future: Future[None] = Future()
+        self._queue.put((outgoing, future))
+        return future
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        for done in [t for t in self._pending if t <= tag] if multiple else [tag]:
+            future = self._pending.pop(done, None)
+            if future is not None:
+                future.set_result(None)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        for done in [t for t in self._pending if t <= tag] if multiple else [tag]:
+            future = self._pending.pop(done, None)
+            if future is not None:
+                future.set_exception(ConnectionError("the broker refused the message (nack)"))
+
+    def _open(self) -> tuple[Any, Any]:
+        connection = self._connect()
+        connection.connect()
+        channel = connection.channel()
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        return connection, channel
+
+    def _run(self) -> None:
+        connection: Any = None
+        channel: Any = None
+        declared: set[str] = set()
+        tag = 0
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < self.MAX_BATCH:
+                    batch.append(self._queue.get_nowait())
+            try:
+                if connection is None:
+                    connection, channel = self._open()
+                    declared, tag = set(), 0
+                for outgoing, future in batch:
+                    if not future.set_running_or_notify_cancel():
+                        continue
+                    target, message = outgoing
+                    if target.name not in declared:
+                        target(channel).declare()
+                        declared.add(target.name)
+                    channel.basic_publish(
+                        message, exchange=target.exchange.name, routing_key=target.routing_key
+                    )
+                    tag += 1
+                    self._pending[tag] = future
+                deadline = time.monotonic() + self._timeout
+                while self._pending:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError("no publisher confirm from the broker in time")
+                    connection.drain_events(timeout=remaining)
+            except Exception as exc:
+                failed = list(self._pending.values())
+                failed += [f for _, f in batch if f.running() and f not in failed]
+                self._pending.clear()
+                for future in failed:
+                    if not future.done():
+                        future.set_exception(exc)
+                with contextlib.suppress(Exception):
+                    connection.release()
+                connection = channel = None
 
 
 class CeleryOffload:
@@ -123,6 +230,9 @@ class CeleryOffload:
         self._idle: list[Any] = []  # producers on confirmed connections, this process's
         self._pid = os.getpid()
         self._executor: ThreadPoolExecutor | None = None
+        self._pipeline: _Pipeline | None = None
+        if self._connection().transport.driver_type == "amqp":
+            self._pipeline = _Pipeline(self._plain_connection, self.publish_timeout)
         if log_context:
             install_log_context()  # records get the attributes before the first task
         offload = self
@@ -147,12 +257,21 @@ class CeleryOffload:
 
     def publish(self, delivery: OffloadedDelivery) -> None:
         """Send the task and wait for the broker's confirm; raise when there is none."""
-        self._send(delivery.to_message())
+        if self._pipeline is None:
+            self._send(delivery.to_message())
+            return
+        self._pipeline.submit(self._outgoing(delivery.to_message())).result(
+            self.publish_timeout * 2 + 1
+        )
 
     async def apublish(self, delivery: OffloadedDelivery) -> None:
-        """:meth:`publish` on this offload's own threads, off the event loop."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._threads(), self._send, delivery.to_message())
+        """:meth:`publish` without blocking the event loop."""
+        if self._pipeline is None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._threads(), self._send, delivery.to_message())
+            return
+        future = self._pipeline.submit(self._outgoing(delivery.to_message()))
+        await asyncio.wait_for(asyncio.wrap_future(future), self.publish_timeout * 2 + 1)
 
     def _threads(self) -> ThreadPoolExecutor:
         self._check_pid()
@@ -206,24 +325,62 @@ class CeleryOffload:
         with contextlib.suppress(Exception):  # closing a connection that already failed
             producer.connection.release()
 
+    def _plain_connection(self) -> Any:
+        connection = self._connection()
+        connection.transport_options.pop("confirm_publish", None)  # confirms are ours here
+        return connection
+
+    def _build(
+        self, message: dict[str, Any], retries: int = 0, countdown: float | None = None
+    ) -> tuple[Any, Any]:
+        """Celery's own message builder (protocol 2), and the queue it goes to."""
+        task_id = str(uuid.uuid4())
+        built = self.app.amqp.as_task_v2(
+            task_id,
+            self.task.name,
+            args=(message,),
+            kwargs={},
+            retries=retries,
+            countdown=countdown,
+            ignore_result=True,
+            argsrepr="(<commet delivery>,)",  # never the body in Celery's logs
+        )
+        target = self.app.amqp.queues[self.queue or self.app.conf.task_default_queue]
+        return built, target
+
+    def _outgoing(self, message: dict[str, Any]) -> tuple[Any, Any]:
+        """(queue, AMQP message) for the pipeline."""
+        built, target = self._build(message)
+        body = json.dumps(built.body, separators=(",", ":")).encode()
+        return target, amqp.Message(
+            body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            application_headers=built.headers,
+            **built.properties,
+        )
+
     def _send(
         self, message: dict[str, Any], *, retries: int = 0, countdown: float | None = None
     ) -> None:
+        """One publish on a pooled connection, confirmed before it returns."""
+        built, queue = self._build(message, retries, countdown)
         producer = self._acquire()
         broken = True
         try:
-            options: dict[str, Any] = {}
-            if self.queue is not None:
-                options["queue"] = self.queue
-            self.task.apply_async(
-                args=(message,),
-                producer=producer,
+            producer.publish(
+                built.body,
+                exchange=queue.exchange,
+                routing_key=queue.routing_key,
+                declare=[queue],
+                headers=built.headers,
+                serializer="json",
+                delivery_mode=2,
                 retry=False,
-                retries=retries,
-                countdown=countdown,
                 timeout=self.publish_timeout,
                 confirm_timeout=self.publish_timeout,
-                **options,
+                **built.properties,
             )
             broken = False
         finally:
