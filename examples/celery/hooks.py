@@ -48,12 +48,15 @@ def start_dunning(event: PaymentFailed) -> None:
     emails.info("payment failed email -> %s", event.data.customer_id)
 
 
+# Named lazily: the worker resolves "hooks:webhooks" on its first task. Keep the
+# offload: offload.replay_dead_letters() sends given-up deliveries through again.
+offload = celery_offload(app, "hooks:webhooks", queue=app.conf.task_default_queue)
+
 webhooks = Webhooks(
     secret,
     # The worker's store: a redelivered message or a duplicate delivery runs nothing twice.
     idempotency_store=RedisStore(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")),
-    # Named lazily: the worker resolves "hooks:webhooks" on its first task.
-    offload=celery_offload(app, "hooks:webhooks", queue=app.conf.task_default_queue),
+    offload=offload,
     on_subscription_activated=send_welcome_email,
     on_payment_failed=start_dunning,
 )
