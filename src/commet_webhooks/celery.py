@@ -177,10 +177,10 @@ class _Pipeline:
                         raise TimeoutError("no publisher confirm from the broker in time")
                     connection.drain_events(timeout=remaining)
             except Exception as exc:
-                failed = list(self._pending.values())
-                failed += [f for _, f in batch if f.running() and f not in failed]
+                # Everything of this batch that is not confirmed fails now (503),
+                # published or not: the broker may have it, and the store dedupes.
                 self._pending.clear()
-                for future in failed:
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 with contextlib.suppress(Exception):
