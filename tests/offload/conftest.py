@@ -6,12 +6,9 @@ PostgreSQL for the handlers' effects (a schema per test) and Redis for the store
 from __future__ import annotations
 
 import functools
-import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from offload_helpers import (
     AMQP_ENV,
-    TESTS,
+    Run,
     TcpProxy,
     amqp_port,
     amqp_url,
@@ -28,7 +25,7 @@ from offload_helpers import (
 )
 
 from support.net import free_port
-from support.services import POSTGRES_URL, REDIS_URL, UNAVAILABLE, services_required
+from support.services import REDIS_URL, UNAVAILABLE, services_required
 
 
 @functools.cache
@@ -54,41 +51,6 @@ def proxy(rabbitmq: None) -> Iterator[TcpProxy]:
     made.start()
     yield made
     made.stop()
-
-
-class Run:
-    """One test's names: queues, PostgreSQL schema, Redis prefix; and the env for its
-    subprocesses."""
-
-    def __init__(self, proxy: TcpProxy) -> None:
-        run = uuid.uuid4().hex[:10]
-        self.broker = amqp_url(proxy.port)
-        self.queue = f"commet_offload_tests.{run}"
-        self.dead_queue = f"{self.queue}.dead"
-        self.schema = f"offload_{run}"
-        self.prefix = f"commet_offload_tests:{run}:"
-
-    def env(self, **extra: Any) -> dict[str, str]:
-        paths = [str(Path(__file__).parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
-        return {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-            "OFFLOAD_BROKER": self.broker,
-            "OFFLOAD_QUEUE": self.queue,
-            "OFFLOAD_DEAD_QUEUE": self.dead_queue,
-            "OFFLOAD_SCHEMA": self.schema,
-            "OFFLOAD_POSTGRES_URL": POSTGRES_URL,
-            "OFFLOAD_REDIS_URL": REDIS_URL,
-            "OFFLOAD_REDIS_PREFIX": self.prefix,
-            **{k: str(v) for k, v in extra.items()},
-        }
-
-    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            cursor = conn.execute(query.replace("{schema}", self.schema), params or None)
-            return cursor.fetchall() if cursor.description else []
 
 
 @pytest.fixture

@@ -10,9 +10,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from support.services import POSTGRES_URL, REDIS_URL
 
 HERE = Path(__file__).parent
 TESTS = HERE.parent
@@ -165,3 +168,38 @@ def delete_queues(url: str, *names: str) -> None:
         for name in names:
             with contextlib.suppress(Exception):
                 conn.default_channel.queue_delete(name)
+
+
+class Run:
+    """One test's names: queues, PostgreSQL schema, Redis prefix; and the env for its
+    subprocesses."""
+
+    def __init__(self, proxy: TcpProxy) -> None:
+        run = uuid.uuid4().hex[:10]
+        self.broker = amqp_url(proxy.port)
+        self.queue = f"commet_offload_tests.{run}"
+        self.dead_queue = f"{self.queue}.dead"
+        self.schema = f"offload_{run}"
+        self.prefix = f"commet_offload_tests:{run}:"
+
+    def env(self, **extra: Any) -> dict[str, str]:
+        paths = [str(Path(__file__).parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
+        return {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+            "OFFLOAD_BROKER": self.broker,
+            "OFFLOAD_QUEUE": self.queue,
+            "OFFLOAD_DEAD_QUEUE": self.dead_queue,
+            "OFFLOAD_SCHEMA": self.schema,
+            "OFFLOAD_POSTGRES_URL": POSTGRES_URL,
+            "OFFLOAD_REDIS_URL": REDIS_URL,
+            "OFFLOAD_REDIS_PREFIX": self.prefix,
+            **{k: str(v) for k, v in extra.items()},
+        }
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            cursor = conn.execute(query.replace("{schema}", self.schema), params or None)
+            return cursor.fetchall() if cursor.description else []

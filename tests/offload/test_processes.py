@@ -17,10 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from offload_helpers import BIN, TcpProxy, queue_depth, start, stop, wait_until
+from offload_helpers import BIN, Run, TcpProxy, queue_depth, start, stop, wait_until
 
 from commet_webhooks.testing import sample_event, signed_request
-from conftest import Run
 from support.net import free_port, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
