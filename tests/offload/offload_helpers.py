@@ -66,12 +66,16 @@ class TcpProxy:
 
     def start(self) -> None:
         assert self._server is None
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
+        server = socket.create_server(("127.0.0.1", self.port))
+        server.settimeout(0.05)
+        self._server = server
+        self._acceptor = threading.Thread(target=self._accept, args=(server,), daemon=True)
+        self._acceptor.start()
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
+            self._acceptor.join(5)  # it notices within its 50 ms accept timeout
             server.close()
         with self._lock:
             sockets, self._sockets = self._sockets, []
@@ -81,7 +85,6 @@ class TcpProxy:
             sock.close()
 
     def _accept(self, server: socket.socket) -> None:
-        server.settimeout(0.05)
         while self._server is server:
             try:
                 client, _ = server.accept()
