@@ -321,7 +321,8 @@ class InboxStore(SteppedStore):
         ``status="dead"`` and ``error=...`` for a task-queue worker's dead letter.
         """
         values = self._recorded(delivery, Status(status), error)
-        return bool(self._run(lambda: _one(IOp.RECORD, values["key"], **values)))
+        key = values.pop("key")
+        return bool(self._run(lambda: _one(IOp.RECORD, key, **values)))
 
     def reopen(self, key: str) -> bool:
         """Make a finished event runnable again (for a forced replay); False when it is

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -82,7 +81,8 @@ class SQLiteInbox(InboxStore, SQLiteStore):
 
     def _execute(self, conn: sqlite3.Connection, step: Any) -> Any:
         op, sql, values = self._values(step)
-        now = time.time()
+        # From a datetime, so a time read back and bound again compares equal.
+        now = datetime.now(timezone.utc).timestamp()
         values["now"] = now
         values["lease_end"] = now + self.lease_seconds
         values["cutoff"] = now - self.keep_seconds
