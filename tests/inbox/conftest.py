@@ -45,7 +45,9 @@ def make_spec(tmp_path: Path, pg_schema: str) -> Callable[[str], InboxSpec]:
         unique = uuid.uuid4().hex[:8]
         if kind == "sqlite":
             return InboxSpec("sqlite", str(tmp_path / f"inbox-{unique}.db"))
-        return InboxSpec("postgres", POSTGRES_DSN, {"schema": pg_schema, "table": f"inbox_{unique}"})
+        return InboxSpec(
+            "postgres", POSTGRES_DSN, {"schema": pg_schema, "table": f"inbox_{unique}"}
+        )
 
     return make
 

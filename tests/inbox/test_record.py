@@ -28,7 +28,9 @@ def test_a_handled_event_is_recorded_with_its_envelope_and_body(
     inbox: InboxStore, secret: str
 ) -> None:
     seen: list[str] = []
-    webhooks = Webhooks(secret, idempotency_store=inbox, on_payment_failed=lambda e: seen.append(e.id))
+    webhooks = Webhooks(
+        secret, idempotency_store=inbox, on_payment_failed=lambda e: seen.append(e.id)
+    )
     envelope = sample_event("payment.failed", id="evt_rec_1", mode="live")
     body, headers = signed_request(envelope, secret)
     before = datetime.now(timezone.utc)
@@ -66,7 +68,9 @@ def test_a_failure_is_recorded_without_secrets_and_retried_by_commet(
     assert webhooks.handle_sync(body, headers).outcome.value == "handler_error"
     record = inbox.get("evt_fail")
     assert record is not None and record.status is Status.FAILED and record.attempts == 1
-    assert record.last_error is not None and record.last_error.startswith("ValueError: card declined")
+    assert record.last_error is not None and record.last_error.startswith(
+        "ValueError: card declined"
+    )
     assert "abcdef123" not in record.last_error and "topsecret" not in record.last_error
 
     # Commet's retry takes the failed row again: a second attempt on the same row.
