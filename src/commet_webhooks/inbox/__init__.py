@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._model import DEFAULT_KEEP, EventRecord, Filter, Status
 from ._ordering import OrderingGuard, is_stale, resource_of
-from ._replay import ReplayReport, ReplayResult, areplay, replay
+from ._replay import ReplayReport, ReplayResult, areplay, plan, replay
 from ._store import DEFAULT_INBOX_TABLE, InboxStore
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ __all__ = [
     "areplay",
     "is_stale",
     "open_inbox",
+    "plan",
     "replay",
     "resource_of",
 ]

@@ -473,7 +473,16 @@ class InboxStore(SteppedStore):
     def _prune_sql(
         self, older_than: timedelta | float | None, status: Sequence[Status | str]
     ) -> tuple[str, dict[str, Any]]:
-        seconds = self.keep_seconds if older_than is None else keep_seconds(older_than)
+        if older_than is None:
+            seconds = self.keep_seconds
+        else:
+            seconds = (
+                older_than.total_seconds()
+                if isinstance(older_than, timedelta)
+                else float(older_than)
+            )
+            if not seconds >= 0:
+                raise ValueError("older_than must be zero or a positive duration")
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=seconds)
         selection = Filter(status=tuple(Status(s) for s in status), until=cutoff)
         where, params = self._filter_sql(selection)
