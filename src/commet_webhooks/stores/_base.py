@@ -27,6 +27,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..errors import StoreUnavailableError
@@ -43,6 +44,8 @@ __all__ = [
     "Watchdog",
     "adrive",
     "drive",
+    "in_store_thread",
+    "store_executor",
     "unavailable",
 ]
 
@@ -94,14 +97,18 @@ class IdempotencyStore(ABC):
     def release(self, key: str, owner: str) -> bool:
         """Drop ``owner``'s claim so a retry can take it; False when not the owner."""
 
-    @abstractmethod
     def renew(self, key: str, owner: str) -> bool:
         """Extend ``owner``'s live lease on ``key`` to now + ``lease_seconds``.
 
         False when the lease was lost: it expired (and may have been taken over), the
         key was completed or released, or another owner holds it. Atomic: a lease is
         never extended for anyone but its holder.
+
+        Every bundled store implements it. A store written against the earlier
+        protocol (claim / complete / release only) raises ``NotImplementedError``
+        here: its leases are simply not renewed.
         """
+        raise NotImplementedError(f"{type(self).__name__} does not renew leases")
 
     def release_quietly(self, key: str, owner: str) -> bool:
         """Best-effort :meth:`release` after a claim whose answer never came back.
@@ -119,16 +126,16 @@ class IdempotencyStore(ABC):
         """Release connections; the default has none."""
 
     async def aclaim(self, key: str, owner: str) -> Claim:
-        return await asyncio.to_thread(self.claim, key, owner)
+        return await in_store_thread(self.claim, key, owner)
 
     async def acomplete(self, key: str, owner: str) -> bool:
-        return await asyncio.to_thread(self.complete, key, owner)
+        return await in_store_thread(self.complete, key, owner)
 
     async def arelease(self, key: str, owner: str) -> bool:
-        return await asyncio.to_thread(self.release, key, owner)
+        return await in_store_thread(self.release, key, owner)
 
     async def arenew(self, key: str, owner: str) -> bool:
-        return await asyncio.to_thread(self.renew, key, owner)
+        return await in_store_thread(self.renew, key, owner)
 
     async def arelease_quietly(self, key: str, owner: str) -> bool:
         """The async :meth:`release_quietly`."""
@@ -138,10 +145,41 @@ class IdempotencyStore(ABC):
             return False
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        await in_store_thread(self.close)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lease_seconds={self.lease_seconds:g})"
+
+
+# ---------------------------------------------------------------- store threads
+
+_STORE_THREADS = 8
+_executors: dict[int, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def store_executor() -> ThreadPoolExecutor:
+    """This process's threads for blocking store calls made from async code.
+
+    Not asyncio's default executor: sync handlers run there, and a store call queued
+    behind busy handlers would hold its delivery (and its lease) for nothing. One per
+    process, since threads do not survive ``fork()``.
+    """
+    pid = os.getpid()
+    executor = _executors.get(pid)
+    if executor is None:
+        with _executors_lock:
+            executor = _executors.get(pid)
+            if executor is None:
+                executor = _executors[pid] = ThreadPoolExecutor(
+                    _STORE_THREADS, thread_name_prefix="commet-store"
+                )
+    return executor
+
+
+async def in_store_thread(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` on a store thread (see :func:`store_executor`)."""
+    return await asyncio.get_running_loop().run_in_executor(store_executor(), func, *args)
 
 
 # ---------------------------------------------------------------- steps
@@ -206,7 +244,7 @@ class SteppedStore(IdempotencyStore):
     """A store whose operations are the shared steps run by one backend driver.
 
     Subclasses implement :meth:`_run` (run the steps, synchronously, on one connection)
-    and may override :meth:`_arun` (the default runs :meth:`_run` in a worker thread),
+    and may override :meth:`_arun` (the default runs :meth:`_run` on a store thread),
     and decide in :meth:`_purge_due` whether a claim first deletes expired keys.
     """
 
@@ -247,7 +285,7 @@ class SteppedStore(IdempotencyStore):
         """Run the steps ``make_steps()`` builds; may build them again to retry."""
 
     async def _arun(self, make_steps: Callable[[], Steps[T]]) -> T:
-        return await asyncio.to_thread(self._run, make_steps)
+        return await in_store_thread(self._run, make_steps)
 
 
 class PurgeClock:

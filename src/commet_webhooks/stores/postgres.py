@@ -54,6 +54,7 @@ from ._base import (
     adrive,
     cut,
     drive,
+    in_store_thread,
     unavailable,
 )
 from ._sql import DEFAULT_PURGE_INTERVAL, DEFAULT_TABLE, Dialect, SqlStore
@@ -72,6 +73,8 @@ _DIALECT = Dialect(
     retention_end="clock_timestamp() + make_interval(secs => %(retention)s)",
     param="%({})s",
 )
+# The share of ``timeout`` after which the server cancels a statement or a lock wait.
+_SERVER_SHARE = 0.8
 # Idle pooled connections are probed by the kernel after this long (seconds).
 _KEEPALIVE = {
     "keepalives": 1,
@@ -189,7 +192,7 @@ class PostgresStore(SqlStore):
         pool = self._apools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
             await pool.close(timeout=self.timeout)
-        await asyncio.to_thread(self.close)
+        await in_store_thread(self.close)
 
     # ------------------------------------------------------------ drivers
 
@@ -381,16 +384,19 @@ def _no_steps() -> Steps[None]:
 
 
 def _connect_args(params: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """libpq settings that bound connecting, statements, lock waits and a silent peer."""
+    """libpq settings that bound connecting, statements, lock waits and a silent peer.
+
+    The server gives up on a statement or a lock wait a little before the call's own
+    deadline: it then answers with an error over a healthy connection (kept for reuse),
+    and a statement whose connection was cut cannot run on for long behind it.
+    """
     ms = max(1, math.ceil(timeout * 1000))
+    server_ms = max(1, math.floor(timeout * _SERVER_SHARE * 1000))
+    limits = f"-c statement_timeout={server_ms} -c lock_timeout={server_ms}"
     args: dict[str, Any] = {
         "autocommit": True,
         "connect_timeout": max(2, math.ceil(timeout)),
-        "options": " ".join(
-            filter(
-                None, [params.get("options"), f"-c statement_timeout={ms}", f"-c lock_timeout={ms}"]
-            )
-        ),
+        "options": f"{params['options']} {limits}" if params.get("options") else limits,
     }
     if "tcp_user_timeout" not in params:
         args["tcp_user_timeout"] = ms
