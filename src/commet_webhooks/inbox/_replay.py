@@ -213,10 +213,10 @@ async def areplay(
     inbox: InboxStore | None = None,
 ) -> ReplayReport:
     """:func:`replay` for async code (handlers run as ``Webhooks.handle`` runs them)."""
-    import asyncio
+    from ..stores._base import in_store_thread
 
     inbox = _inbox_of(webhooks, inbox)
-    planned = await asyncio.to_thread(plan, inbox, target, force=force)
+    planned = await in_store_thread(lambda: plan(inbox, target, force=force))
     if dry_run:
         return planned
     runner = _replayer(webhooks)
