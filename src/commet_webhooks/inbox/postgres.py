@@ -12,7 +12,12 @@ import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import psycopg
+try:
+    import psycopg
+except ImportError as exc:  # an optional extra is not installed
+    from .._optional import missing_extra
+
+    raise missing_extra("commet_webhooks.inbox.postgres", "postgres", exc) from exc
 
 from ..stores._base import DEFAULT_LEASE_SECONDS, Op
 from ..stores._sql import DEFAULT_PURGE_INTERVAL
