@@ -158,3 +158,24 @@ def test_browser_unlocks_and_replays_a_failed_event_to_done(
     assert not row.find_elements(By.CSS_SELECTOR, "button.replay")
     assert handler.ran == ["evt_w2"]
     assert inbox.get("evt_w2").status is Status.DONE  # type: ignore[union-attr]
+
+
+def test_hostile_requests_get_clear_answers(served: str) -> None:
+    with httpx.Client(base_url=served, timeout=30) as client:
+        assert client.get("/", params={"offset": "-5", "type": "<script>"}).status_code == 200
+        assert "<script>" not in client.get("/", params={"type": "<script>"}).text
+        huge = client.post("/unlock", content=b"token=" + b"x" * 100_000)
+        assert huge.status_code == 303 and "wrong+token" in huge.headers["location"]
+        assert client.get("/replay/evt_w0").status_code == 405
+        assert client.post("/replay/%00%ff").status_code == 403  # not unlocked
+        client.post("/unlock", data={"token": TOKEN})
+        assert client.post("/replay/%00%ff").status_code == 404
+        assert client.post("/replay/" + "a" * 5000).status_code == 404
+
+
+def test_the_page_refuses_a_weak_token_or_a_token_without_webhooks(inbox: InboxStore) -> None:
+    with pytest.raises(ValueError, match="16"):
+        create_app(inbox, webhooks=Webhooks("whsec_x"), token="short")
+    with pytest.raises(ValueError, match="webhooks"):
+        create_app(inbox, token=TOKEN)
+    assert "replay=off" in repr(create_app(inbox))

@@ -258,3 +258,29 @@ def test_postgres_unreachable_answers_503_without_the_password(
     with pytest.raises(StoreUnavailableError) as caught:
         inbox.list()
     assert "hunter2" not in str(caught.value) and "hunter2" not in repr(inbox)
+
+
+def test_the_hot_path_writes_once_to_claim_and_once_to_complete(
+    make_spec: Callable[[str], InboxSpec], build: Callable[..., InboxStore], secret: str
+) -> None:
+    """Recording the body rides on the claim: the same two writes as the plain store."""
+    from commet_webhooks.stores.sqlite import SQLiteStore
+
+    statements: dict[str, list[str]] = {"inbox": [], "plain": []}
+    spec = make_spec("sqlite")
+    inbox = build(spec)
+    plain = SQLiteStore(spec.target + ".keys")
+    try:
+        for name, store in (("inbox", inbox), ("plain", plain)):
+            webhooks = Webhooks(secret, idempotency_store=store, on_payload=lambda e: None)
+            webhooks.handle_sync(*signed_request(sample_event("invoice.created"), secret))
+            store._conn.set_trace_callback(statements[name].append)  # type: ignore[attr-defined]
+            webhooks.handle_sync(*signed_request(sample_event("invoice.created"), secret))
+            store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
+    finally:
+        plain.close()
+    writes = {
+        name: [s.split()[0] for s in found if s.split()[0] in ("INSERT", "UPDATE", "DELETE")]
+        for name, found in statements.items()
+    }
+    assert writes["inbox"] == writes["plain"] == ["INSERT", "UPDATE"]
