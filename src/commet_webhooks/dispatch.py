@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import os
@@ -284,6 +285,25 @@ class Webhooks(Router):
             _quietly(self.observer.admitted, token, admission, time.monotonic() - started)
         return admission
 
+    def _store_call(self, op: Op) -> tuple[str, tuple[Any, ...]] | None:
+        """The store method (sync name; ``a`` + name is the async one) and its arguments.
+
+        None for a best-effort release, which runs in the background instead.
+        """
+        if isinstance(op, ClaimOp):
+            if self._recorder is not None and op.admitted is not None:
+                return "claim_event", (op.key, op.owner, op.admitted)
+            return "claim", (op.key, op.owner)
+        if isinstance(op, CompleteOp):
+            return "complete", (op.key, op.owner)
+        assert isinstance(op, ReleaseOp)
+        if op.quiet:
+            self._release_in_background(op)
+            return None
+        if self._recorder is not None and op.error:
+            return "release_failed", (op.key, op.owner, op.error)
+        return "release", (op.key, op.owner)
+
     def _store_scope(self, token: Any, op: Op) -> contextlib.AbstractContextManager[None]:
         if self.observer is None:
             return _NO_SCOPE
@@ -394,22 +414,13 @@ class Webhooks(Router):
         if isinstance(op, ReportOp):
             await self._report_async(op)
             return None
-        store = self._store
-        assert store is not None
-        if isinstance(op, ReleaseOp) and op.quiet:
-            self._release_in_background(op)
+        call = self._store_call(op)
+        if call is None:
             return None
+        name, args = call
         with self._store_scope(token, op):
             try:
-                if isinstance(op, ClaimOp):
-                    if self._recorder is not None and op.admitted is not None:
-                        return await self._recorder.aclaim_event(op.key, op.owner, op.admitted)
-                    return await store.aclaim(op.key, op.owner)
-                if isinstance(op, CompleteOp):
-                    return await store.acomplete(op.key, op.owner)
-                if self._recorder is not None and op.error:
-                    return await self._recorder.arelease_failed(op.key, op.owner, op.error)
-                return await store.arelease(op.key, op.owner)
+                return await getattr(self._store, "a" + name)(*args)
             except Exception as exc:
                 raise _store_error(exc) from exc
 
@@ -481,7 +492,8 @@ class Webhooks(Router):
         if handler.is_async:
             await handler.fn(*args)
             return
-        thread = self._handler_pool().submit(handler.fn, *args)
+        # The handler sees the caller's context variables (tracing spans, request ids).
+        thread = self._handler_pool().submit(contextvars.copy_context().run, handler.fn, *args)
         if threads is not None:
             threads.append(thread)
         result = await asyncio.wrap_future(thread)
@@ -541,22 +553,13 @@ class Webhooks(Router):
         if isinstance(op, ReportOp):
             self._report_sync(op)
             return None
-        store = self._store
-        assert store is not None
-        if isinstance(op, ReleaseOp) and op.quiet:
-            self._release_in_background(op)
+        call = self._store_call(op)
+        if call is None:
             return None
+        name, args = call
         with self._store_scope(token, op):
             try:
-                if isinstance(op, ClaimOp):
-                    if self._recorder is not None and op.admitted is not None:
-                        return self._recorder.claim_event(op.key, op.owner, op.admitted)
-                    return store.claim(op.key, op.owner)
-                if isinstance(op, CompleteOp):
-                    return store.complete(op.key, op.owner)
-                if self._recorder is not None and op.error:
-                    return self._recorder.release_failed(op.key, op.owner, op.error)
-                return store.release(op.key, op.owner)
+                return getattr(self._store, name)(*args)
             except Exception as exc:
                 raise _store_error(exc) from exc
 

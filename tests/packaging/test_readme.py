@@ -88,11 +88,7 @@ API_KEY = "ck_readme_snippets"
 
 #: Snippets known not to run as pasted, by heading: each is a bug in the README. The
 #: xfail is strict, so the test fails as soon as the snippet runs: then drop its entry.
-KNOWN_BROKEN = {
-    "## Exactly once, across retries and workers": (
-        "uses Webhooks without importing it and passes webhook_secret=..."
-    ),
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 def _cases() -> list[object]:

@@ -538,3 +538,8 @@ def _parse_schedule(text: str) -> list[float]:
             fail(f"--retry-schedule delays must be non-negative seconds, got {part.strip()!r}")
         delays.append(delay)
     return delays
+
+
+from ._check import check  # noqa: E402 - registered last, like the commands above
+
+app.command(cls=_Command)(check)
