@@ -284,3 +284,13 @@ def test_the_hot_path_writes_once_to_claim_and_once_to_complete(
         for name, found in statements.items()
     }
     assert writes["inbox"] == writes["plain"] == ["INSERT", "UPDATE"]
+
+
+def test_an_id_longer_than_an_index_entry_is_found_again(inbox: InboxStore, secret: str) -> None:
+    long_id = "evt_" + "x" * 600
+    webhooks = Webhooks(secret, idempotency_store=inbox, on_payload=lambda e: None)
+    body, headers = signed_request(sample_event("invoice.created", id=long_id), secret)
+    assert webhooks.handle_sync(body, headers).status == 200
+    record = inbox.get(long_id)
+    assert record is not None and record.status is Status.DONE and record.body == body
+    assert webhooks.handle_sync(body, headers).outcome.value == "duplicate"

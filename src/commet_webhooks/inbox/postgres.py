@@ -107,6 +107,9 @@ class PostgresInbox(InboxStore, PostgresStore):
     def _table_sql(self) -> str:
         return self._table_quoted
 
+    def _db_key(self, key: str) -> str:
+        return _short(key)
+
     def _db_time(self, moment: datetime) -> Any:
         return moment
 
