@@ -234,3 +234,58 @@ def test_async_replay(inbox: InboxStore, secret: str) -> None:
 
     report = asyncio.run(run())
     assert report.ok and seen == ["failed once", "evt_a"]
+
+
+def test_racing_replays_of_one_event_run_it_once(inbox: InboxStore, secret: str) -> None:
+    import threading
+
+    runs: list[str] = []
+    started = threading.Event()
+
+    def slow(event: Any) -> None:
+        if event.id == "evt_race" and not started.is_set():
+            started.set()
+            raise RuntimeError("first delivery fails")
+        runs.append(event.id)
+        time.sleep(0.3)
+
+    webhooks = Webhooks(secret, idempotency_store=inbox, on_payload=slow)
+    _deliver(webhooks, secret, [sample_event("invoice.created", id="evt_race")])
+    reports: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: reports.append(replay(webhooks, "evt_race")))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert runs == ["evt_race"]
+    outcomes = sorted(r.results[0].outcome.value if r.results[0].outcome else r.results[0].action
+                      for r in reports)  # fmt: skip
+    assert outcomes.count("ok") == 1 and len(outcomes) == 4
+    assert inbox.get("evt_race").status is Status.DONE  # type: ignore[union-attr]
+
+
+def test_a_long_handler_keeps_its_lease_while_a_retry_arrives(
+    spec: InboxSpec, build: Callable[..., InboxStore], secret: str
+) -> None:
+    import threading
+
+    inbox = build(spec, lease_seconds=0.6)
+    runs: list[str] = []
+
+    def long_running(event: Any) -> None:
+        runs.append(event.id)
+        time.sleep(1.2)  # twice the lease: renewed every 0.2 s meanwhile
+
+    webhooks = Webhooks(secret, idempotency_store=inbox, on_payload=long_running)
+    body, headers = signed_request(sample_event("invoice.created", id="evt_long"), secret)
+    first = threading.Thread(target=webhooks.handle_sync, args=(body, headers))
+    first.start()
+    time.sleep(0.9)  # past the first lease's end
+    assert webhooks.handle_sync(body, headers).outcome.value == "busy"
+    first.join(timeout=30)
+    record = inbox.get("evt_long")
+    assert runs == ["evt_long"] and record is not None
+    assert record.status is Status.DONE and record.attempts == 1
