@@ -7,7 +7,9 @@ second:
 * ``store``: the store's own work per event — ``claim`` + ``complete`` for the plain
   store, ``claim_event`` (which writes the body and envelope) + ``complete`` for the
   inbox;
-* ``handle``: a whole ``Webhooks.handle_sync`` / ``handle`` per event with that store.
+* ``handle``: a whole ``Webhooks.handle_sync`` / ``handle`` per event with that store;
+* ``serial store``: the store's work with one caller, back to back (no pacing, no
+  queueing): what the statements themselves cost.
 
 Plain store and inbox run interleaved, event by event (even events to the plain store,
 odd ones to the inbox, both paced together at ``--rate``), so both meet the same
@@ -135,6 +137,19 @@ def measure(
         run_threads(lambda i, w=webhooks: w.handle_sync(*warm[i]), len(warm), concurrency)
 
     if "sync" in apis:
+        serial_items = admitted(events)
+
+        def serial_ops(i: int) -> None:
+            item = serial_items[i]
+            key = item.event.id or ""
+            if i % 2:
+                inbox.claim_event(key, "bench", item)
+            else:
+                plain.claim(key, "bench")
+            stores[i % 2].complete(key, "bench")
+
+        # One caller, back to back: the statements' own cost, without queueing.
+        figures["serial store"] = split(paced_threads(serial_ops, events, 1, 1e9))
         items = admitted(events)
 
         def store_ops(i: int) -> None:
