@@ -5,7 +5,7 @@ One row per event key in a table created on first use (or ahead of time with
 expired`` statement, so two workers can never both own a key, and a lease or
 retention that has run out is taken over by the next claim. Times come from the
 database server's clock, so workers on machines with skewed clocks still agree.
-Completing and releasing match the owner token in their ``WHERE`` clause.
+Completing, releasing and renewing match the owner token in their ``WHERE`` clause.
 
 Requires psycopg 3 and psycopg_pool (``pip install commet-webhooks[postgres]``). The
 synchronous methods use a ``psycopg_pool.ConnectionPool`` and the async methods an

@@ -3,8 +3,8 @@
 One Redis key per event key. A claim is a single atomic ``SET key "L:<owner>" NX PX
 lease``: it succeeds only when the key is absent, and Redis deletes the key when the
 lease runs out, so a crashed worker's claim frees itself and the next delivery takes
-it over. Completing and releasing run as Lua scripts that first check the owner, so
-a worker whose lease was taken over can no longer touch the key. A done key holds
+it over. Completing, releasing and renewing run as Lua scripts that first check the
+owner, so a worker whose lease was taken over can no longer touch the key. A done key holds
 ``"D"`` and expires after ``retention_seconds``.
 
 Requires ``redis`` (``pip install commet-webhooks[redis]``). The synchronous methods
