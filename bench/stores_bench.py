@@ -8,7 +8,8 @@ methods, asyncio tasks for the async ones) each handling its share of fresh even
   the same ``Webhooks`` without a store measured in the same run (the ratio column).
 
 Run (Redis on 127.0.0.1:6379 and PostgreSQL with a ``test`` database must be up):
-``.venv/bin/python bench/stores_bench.py [--events 2000] [--concurrency 8]``.
+``.venv/bin/python bench/stores_bench.py [--events 2000] [--concurrency 8]``
+(``--load paced --events 500`` for a short run).
 Everything the run writes (a temporary SQLite file, a Redis key prefix, a PostgreSQL
 schema) is removed at the end.
 """
@@ -174,6 +175,12 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=400.0, help="events per second of the paced load"
     )
+    parser.add_argument(
+        "--load", choices=["paced", "saturated", "both"], default="both", help="which loads to run"
+    )
+    parser.add_argument(
+        "--stores", default="memory,sqlite,redis,postgres", help="comma-separated stores to run"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
@@ -189,7 +196,13 @@ def main() -> None:
             "redis": lambda: RedisStore(args.redis_url, prefix=prefix),
             "postgres": lambda: PostgresStore(args.postgres_dsn, schema=schema),
         }
-        loads = {f"paced {args.rate:g}/s": args.rate, "saturated": None}
+        wanted = {"none", *args.stores.split(",")}
+        stores = {name: make for name, make in stores.items() if name in wanted}
+        loads: dict[str, float | None] = {}
+        if args.load in ("paced", "both"):
+            loads[f"paced {args.rate:g}/s"] = args.rate
+        if args.load in ("saturated", "both"):
+            loads["saturated"] = None
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
         try:
             for load, rate in loads.items():

@@ -33,7 +33,11 @@ settings.configure(
 )
 django.setup()
 
+from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
 from commet_webhooks import SubscriptionActivated, SubscriptionCanceled  # noqa: E402
+from commet_webhooks.django.asgi import limit_body  # noqa: E402
 from commet_webhooks.django.signals import (  # noqa: E402
     subscription_activated,
     subscription_canceled,
@@ -54,6 +58,12 @@ def send_welcome_email(sender: type, event: SubscriptionActivated, **kwargs: Any
 @receiver(subscription_canceled)
 def send_cancellation_email(sender: type, event: SubscriptionCanceled, **kwargs: Any) -> None:
     emails.info("cancellation email -> %s (ends %s)", event.data.customer_id, event.data.end_date)
+
+
+# Served by an ASGI server (see README.md): the body limit holds before Django reads.
+application = limit_body(get_asgi_application(), "/webhooks/commet/")
+# Served by a WSGI server: the views stop reading at the limit themselves.
+wsgi_application = get_wsgi_application()
 
 
 if __name__ == "__main__":

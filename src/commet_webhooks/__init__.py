@@ -22,6 +22,7 @@ from ._signing import sign, verify
 from .dispatch import WebhookResponse, Webhooks
 from .errors import (
     EventSchemaError,
+    LeaseLostError,
     PayloadError,
     SignatureVerificationError,
     StoreUnavailableError,
@@ -69,6 +70,7 @@ __all__ = [
     "CommetValidationError",
     "EventSchemaError",
     "IdempotencyStore",
+    "LeaseLostError",
     "MemoryStore",
     "Observer",
     "Offload",

@@ -9,19 +9,23 @@ oversized chunked upload costs at most ``max_body_bytes + 1`` bytes of memory.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from typing import Any
 
-from .dispatch import WebhookResponse, Webhooks
+from . import _responses as answers
+from .dispatch import SIGNATURE_HEADER, WebhookResponse, Webhooks
 
 __all__ = [
     "DEFAULT_PATH",
+    "EnvironHeaders",
     "answer",
     "answer_async",
     "read_body",
     "read_body_async",
     "receive",
     "receive_async",
+    "repeated_signature",
+    "signature_repeated",
     "wsgi_body_reader",
 ]
 
@@ -32,12 +36,9 @@ _CHUNK = 65_536
 
 logger = logging.getLogger("commet_webhooks")
 
-_UNREADABLE = WebhookResponse(
-    400,
-    b'{"received":false,"error":"Unreadable request body"}',
-    {"content-type": "application/json"},
-)
-"""The answer when the server cannot deliver the body (malformed chunked framing, client gone)."""
+_UNREADABLE = answers.UNREADABLE
+_REPEATED_SIGNATURE = answers.INVALID_SIGNATURE
+"""More than one signature header: refused with the core's 403, whatever the server kept."""
 
 BlockingRead = Callable[[int], bytes]
 """``read(n)``: up to ``n`` bytes, ``b""`` at the end."""
@@ -52,7 +53,11 @@ def receive(
         return early
     try:
         body = read_body(read, webhooks.max_body_bytes, _declared(content_length))
-    except OSError as exc:  # what WSGI servers raise for a broken chunked body
+    except Exception as exc:  # whatever the server's input stream raises
+        # A WSGI server reports a broken body from ``read``: an ``OSError`` for a
+        # dropped connection, its own parse error for malformed chunked framing
+        # (gunicorn's ``InvalidChunkSize`` is no ``OSError``). Either way the body
+        # cannot be read: a 400, never a 500 with a traceback.
         return _unreadable(exc)
     return webhooks.too_large() if body is None else body
 
@@ -74,9 +79,28 @@ async def receive_async(
     return webhooks.too_large() if body is None else body
 
 
-def _unreadable(exc: OSError) -> WebhookResponse:
+def _unreadable(exc: Exception) -> WebhookResponse:
     logger.warning("rejected webhook: unreadable body (%s)", type(exc).__name__)
     return _UNREADABLE
+
+
+def repeated_signature() -> WebhookResponse:
+    """The 403 for a request with more than one signature header, whatever the server.
+
+    Servers disagree on repeated headers (ASGI servers pass every line, aiohttp's
+    ``get`` gives the first, WSGI servers and Django join them with commas), so each
+    adapter detects the repetition and refuses it the same way, before verification.
+    """
+    logger.warning("rejected webhook: more than one %s header", SIGNATURE_HEADER)
+    return _REPEATED_SIGNATURE
+
+
+def signature_repeated(value: str | None) -> bool:
+    """Whether a joined header value holds more than one signature (``"a,b"``).
+
+    A signature is hex, so a comma can only come from a server joining repeated lines.
+    """
+    return value is not None and "," in value
 
 
 def answer(
@@ -86,7 +110,12 @@ def answer(
     headers: Mapping[str, str],
     read: BlockingRead,
 ) -> WebhookResponse:
-    """The answer to one request, from synchronous code (``handle_sync``)."""
+    """The answer to one request, from synchronous code (``handle_sync``).
+
+    ``headers`` come joined, one value per name (WSGI, Django).
+    """
+    if signature_repeated(headers.get("x-commet-signature")):
+        return repeated_signature()
     body = receive(webhooks, method, content_length, read)
     return body if isinstance(body, WebhookResponse) else webhooks.handle_sync(body, headers)
 
@@ -98,7 +127,11 @@ async def answer_async(
     headers: Mapping[str, str],
     chunks: Callable[[], AsyncIterable[bytes]],
 ) -> WebhookResponse:
-    """The answer to one request, from async code (``handle``)."""
+    """The answer to one request, from async code (``handle``).
+
+    The adapter has already refused repeated signature headers (see
+    :func:`repeated_signature`); ``headers`` hold one value per name.
+    """
     body = await receive_async(webhooks, method, content_length, chunks)
     return body if isinstance(body, WebhookResponse) else await webhooks.handle(body, headers)
 
@@ -149,6 +182,45 @@ def wsgi_body_reader(environ: Mapping[str, Any]) -> BlockingRead:
         return _empty
     read: BlockingRead = stream.read
     return read
+
+
+class EnvironHeaders(Mapping[str, str]):
+    """The request headers of a WSGI environ, read on demand (no per-request dict).
+
+    ``headers["x-commet-signature"]`` is ``environ["HTTP_X_COMMET_SIGNATURE"]``; names
+    are matched case-insensitively and listed lower-case with dashes.
+    """
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return str(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        value = self._environ.get(key)
+        return default if value is None else value
+
+    def __iter__(self) -> Iterator[str]:
+        for key, value in self._environ.items():
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").lower()
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                yield key.replace("_", "-").lower()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"EnvironHeaders({sorted(self)!r})"
 
 
 def _empty(size: int) -> bytes:

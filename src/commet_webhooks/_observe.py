@@ -10,7 +10,8 @@ ignored by the caller, never allowed to change an answer).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ COMMET_TIMEOUT_SECONDS = 10.0
 """How long Commet waits for an answer before it counts the attempt as failed."""
 
 
+_NOTHING: AbstractContextManager[None] = contextlib.nullcontext()
+
+
 class Observer:
     """No-op hooks for one delivery's life; override what you measure.
 
@@ -31,21 +35,20 @@ class Observer:
     """
 
     def delivery_started(self, headers: Mapping[str, str] | Any) -> Any:
-        """A request reached ``handle``/``handle_sync`` (or a worker picked up an offloaded one)."""
+        """A request reached ``handle``/``handle_sync``, or a worker picked up an offloaded one
+        (then ``headers`` also carry the delivery's ``context``, e.g. ``traceparent``)."""
         return None
 
     def admitted(self, token: Any, admission: Admitted | Rejected, seconds: float) -> None:
         """Size, signature and decode checks are done; ``seconds`` is what they took."""
 
-    @contextlib.contextmanager
-    def handler(self, token: Any, name: str, event_type: str) -> Iterator[None]:
+    def handler(self, token: Any, name: str, event_type: str) -> AbstractContextManager[None]:
         """Around one handler call (an exception it raises passes through)."""
-        yield
+        return _NOTHING
 
-    @contextlib.contextmanager
-    def store_call(self, token: Any, operation: str) -> Iterator[None]:
-        """Around one idempotency-store call: ``claim``, ``complete``, ``release``, ``renew``."""
-        yield
+    def store_call(self, token: Any, operation: str) -> AbstractContextManager[None]:
+        """Around one idempotency-store call: ``claim``, ``complete``, ``release``."""
+        return _NOTHING
 
     def delivery_finished(self, token: Any, response: WebhookResponse, seconds: float) -> None:
         """The answer is decided; ``seconds`` is the whole delivery."""

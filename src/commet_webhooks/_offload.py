@@ -33,8 +33,10 @@ class OffloadedDelivery:
     """Tracing context (W3C ``traceparent``/``tracestate``) and similar metadata."""
 
     def headers(self) -> dict[str, str]:
-        """The headers a worker hands back to the pipeline."""
-        headers = {SIGNATURE_HEADER: self.signature, EVENT_TYPE_HEADER: self.event_type}
+        """The headers a worker hands back to the pipeline (with the context, so an
+        observer continues the receiver's trace the way it would from HTTP headers)."""
+        headers = {**self.context, SIGNATURE_HEADER: self.signature}
+        headers[EVENT_TYPE_HEADER] = self.event_type
         if self.event_id:
             headers[EVENT_ID_HEADER] = self.event_id
         return headers

@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Protocol, Union, runtime_checkable
 
 from . import _responses as answers
 from ._admission import Admitted
@@ -24,7 +24,18 @@ from ._router import Registered
 from .errors import StoreUnavailableError
 from .stores._base import Claim
 
-__all__ = ["ClaimOp", "CompleteOp", "Flow", "Op", "ReleaseOp", "ReportOp", "RunOp", "process"]
+__all__ = [
+    "KEEP_CLAIM",
+    "ClaimOp",
+    "CompleteOp",
+    "EventRecorder",
+    "Flow",
+    "Op",
+    "ReleaseOp",
+    "ReportOp",
+    "RunOp",
+    "process",
+]
 
 logger = logging.getLogger("commet_webhooks")
 
@@ -33,6 +44,8 @@ logger = logging.getLogger("commet_webhooks")
 class ClaimOp:
     key: str
     owner: str
+    admitted: Admitted | None = None
+    """The delivery itself, for stores that record what they claim (an inbox)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,33 @@ class CompleteOp:
 class ReleaseOp:
     key: str
     owner: str
+    quiet: bool = False
+    """Best effort, off the answer's path: after a claim whose answer never came back."""
+    error: str = ""
+    """Why the handlers failed (``Type: message``), for stores that record it."""
+
+
+@runtime_checkable
+class EventRecorder(Protocol):
+    """A store that keeps what it claims — the body as signed, the event, failures.
+
+    The dispatcher claims through :meth:`claim_event` instead of ``claim`` (one write
+    on the hot path, not two) and releases a failed delivery through
+    :meth:`release_failed`; everything else is the usual claim/complete/release.
+    """
+
+    def claim_event(self, key: str, owner: str, admitted: Admitted) -> Claim: ...
+
+    async def aclaim_event(self, key: str, owner: str, admitted: Admitted) -> Claim: ...
+
+    def release_failed(self, key: str, owner: str, error: str) -> bool: ...
+
+    async def arelease_failed(self, key: str, owner: str, error: str) -> bool: ...
+
+
+KEEP_CLAIM = "commet_webhooks_keep_claim"
+"""Set on an exception thrown into the flow when handler threads still run: never
+release the claim under them; the lease, no longer renewed, expires instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +132,10 @@ def process(
         key = idempotency_key(admitted)
         owner = secrets.token_hex(16)
         try:
-            claim = yield ClaimOp(key, owner)
+            claim = yield ClaimOp(key, owner, admitted)
         except StoreUnavailableError as exc:
+            # The claim may still have landed (a timeout): free it if it is ours.
+            yield ReleaseOp(key, owner, quiet=True)
             yield ReportOp(exc, event)
             return answers.UNAVAILABLE.with_event(event)
         if claim is Claim.DONE:
@@ -107,9 +149,10 @@ def process(
     if handlers:
         try:
             errors = yield RunOp(event, handlers, key, owner)
-        except BaseException:
-            # Cancelled or interrupted mid-handler: free the claim for the retry.
-            if key:
+        except BaseException as exc:
+            # Cancelled or interrupted mid-handler: free the claim for the retry,
+            # unless a handler thread is still running (its lease will expire).
+            if key and not getattr(exc, KEEP_CLAIM, False):
                 yield from _release(key, owner)
             raise
     for handler, error in errors:
@@ -126,7 +169,7 @@ def process(
 
     if errors or admitted.schema_error is not None:
         if key:
-            yield from _release(key, owner)
+            yield from _release(key, owner, _describe(admitted, errors))
         # A drifted event alone is answered 200 even under retry_on_handler_error: a
         # retry cannot fit it to its class before an upgrade, and repeated failures
         # get the endpoint disabled. Handler errors keep the configured policy.
@@ -148,11 +191,19 @@ def process(
     return answers.OK.with_event(event)
 
 
-def _release(key: str, owner: str) -> Generator[Op, Any, None]:
+def _release(key: str, owner: str, error: str = "") -> Generator[Op, Any, None]:
     try:
-        yield ReleaseOp(key, owner)
+        yield ReleaseOp(key, owner, error=error)
     except StoreUnavailableError as exc:
         logger.error("could not release %s; its lease will expire: %s", key, exc)
+
+
+def _describe(admitted: Admitted, errors: HandlerErrors) -> str:
+    """``Type: message`` of each failure, bounded, for the record of a failed delivery."""
+    parts = [f"{type(e).__name__}: {e}"[:300] for _, e in errors]
+    if admitted.schema_error is not None:
+        parts.append(f"EventSchemaError: {admitted.schema_error}"[:300])
+    return "; ".join(parts)[:1000]
 
 
 def _failure_answer(admitted: Admitted, errors: HandlerErrors, *, retry: bool) -> WebhookResponse:

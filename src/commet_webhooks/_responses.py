@@ -117,6 +117,13 @@ OFFLOAD_UNAVAILABLE = answer(
     Outcome.OFFLOAD_UNAVAILABLE,
     **{"retry-after": "60"},
 )
+UNREADABLE = answer(
+    400, {"received": False, "error": "Unreadable request body"}, Outcome.INVALID_PAYLOAD
+)
+"""The server could not deliver the body (malformed chunked framing, client gone)."""
+DISCONNECTED = answer(
+    400, {"received": False, "error": "Client disconnected"}, Outcome.INVALID_PAYLOAD
+)
 UNAVAILABLE = answer(
     503,
     {"received": False, "error": "Idempotency store unavailable"},

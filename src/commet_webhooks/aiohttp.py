@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ._adapter import answer_async
-from .dispatch import Webhooks
+from ._adapter import answer_async, repeated_signature
+from .dispatch import SIGNATURE_HEADER, Webhooks
 
 __all__ = ["webhook_handler"]
 
@@ -28,6 +28,9 @@ def webhook_handler(webhooks: Webhooks) -> Callable[[web.Request], Awaitable[web
     """
 
     async def receive_commet_webhook(request: web.Request) -> web.Response:
+        if len(request.headers.getall(SIGNATURE_HEADER, ())) > 1:
+            reply = repeated_signature()
+            return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
         reply = await answer_async(
             webhooks,
             request.method,

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,21 @@ from . import _responses as answers
 from ._admission import Admitted, admit
 from ._concurrency import gather_settled, loop_running_here, run_blocking
 from ._envelope import WebhookEvent
+from ._lease import AsyncLeaseKeeper, LeaseRenewer, renewal_interval
 from ._observe import COMMET_TIMEOUT_SECONDS, Observer
 from ._offload import Offload, OffloadedDelivery
-from ._pipeline import ClaimOp, CompleteOp, Flow, HandlerErrors, Op, ReleaseOp, ReportOp, RunOp
+from ._pipeline import (
+    KEEP_CLAIM,
+    ClaimOp,
+    CompleteOp,
+    EventRecorder,
+    Flow,
+    HandlerErrors,
+    Op,
+    ReleaseOp,
+    ReportOp,
+    RunOp,
+)
 from ._pipeline import process as _process
 from ._responses import Outcome, WebhookResponse
 from ._router import Handler, Registered, Router, check_keywords, registered
@@ -46,7 +59,7 @@ from ._wire import (
     get_header,
     iso_time,
 )
-from .errors import StoreUnavailableError
+from .errors import LeaseLostError, StoreUnavailableError
 from .events import HandlerKeywords
 from .stores._base import IdempotencyStore, unavailable
 
@@ -132,6 +145,12 @@ class Webhooks(Router):
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._renew_every = renewal_interval(idempotency_store)
+        self._recorder = (
+            idempotency_store if isinstance(idempotency_store, EventRecorder) else None
+        )
+        self._renewer = LeaseRenewer()
+        self._background: set[asyncio.Task[None]] = set()
         super().__init__(*routers, on_payload=on_payload, **handlers)
         if on_error is not None:
             self.on_error(on_error)
@@ -176,17 +195,39 @@ class Webhooks(Router):
             )
         return self._handle_sync(body, headers, offload=self._offload is not None)
 
-    async def ahandle_offloaded(self, delivery: OffloadedDelivery) -> WebhookResponse:
+    async def ahandle_offloaded(
+        self, delivery: OffloadedDelivery, *, check_tolerance: bool = True
+    ) -> WebhookResponse:
         """Run a delivery a task queue carried (see ``offload=``): verify again, then handle.
 
         The answer's ``outcome`` tells the worker what to do: ``handler_error``,
         ``busy`` and ``store_unavailable`` are worth a retry; the rest are final.
+        ``check_tolerance=False`` skips the timestamp-age check (replays of stored
+        events are old by design); the signature is always checked.
         """
-        return await self._handle_async(delivery.body, delivery.headers(), offload=False)
+        return await self._handle_async(
+            delivery.body, delivery.headers(), offload=False, fresh=check_tolerance
+        )
 
-    def handle_offloaded(self, delivery: OffloadedDelivery) -> WebhookResponse:
+    def handle_offloaded(
+        self, delivery: OffloadedDelivery, *, check_tolerance: bool = True
+    ) -> WebhookResponse:
         """:meth:`ahandle_offloaded` for synchronous workers."""
-        return self._handle_sync(delivery.body, delivery.headers(), offload=False)
+        return self._handle_sync(
+            delivery.body, delivery.headers(), offload=False, fresh=check_tolerance
+        )
+
+    def replay(self, target: Any, *, force: bool = False, dry_run: bool = False) -> Any:
+        """Run events kept by an inbox store again (see ``commet_webhooks.inbox.replay``)."""
+        from .inbox import replay
+
+        return replay(self, target, force=force, dry_run=dry_run)
+
+    async def areplay(self, target: Any, *, force: bool = False, dry_run: bool = False) -> Any:
+        """:meth:`replay` for async code."""
+        from .inbox import areplay
+
+        return await areplay(self, target, force=force, dry_run=dry_run)
 
     def preflight(
         self, method: str, content_length: str | int | None = None
@@ -260,11 +301,33 @@ class Webhooks(Router):
     def _begin(self, headers: Mapping[str, str]) -> Any:
         return None if self.observer is None else _quietly(self.observer.delivery_started, headers)
 
-    def _admit(self, body: Any, headers: Mapping[str, str], token: Any, started: float) -> Any:
-        admission = admit(body, headers, self._keys, self.max_body_bytes, self.tolerance)
+    def _admit(
+        self, body: Any, headers: Mapping[str, str], token: Any, started: float, fresh: bool
+    ) -> Any:
+        tolerance = self.tolerance if fresh else None
+        admission = admit(body, headers, self._keys, self.max_body_bytes, tolerance)
         if self.observer is not None:
             _quietly(self.observer.admitted, token, admission, time.monotonic() - started)
         return admission
+
+    def _store_call(self, op: Op) -> tuple[str, tuple[Any, ...]] | None:
+        """The store method (sync name; ``a`` + name is the async one) and its arguments.
+
+        None for a best-effort release, which runs in the background instead.
+        """
+        if isinstance(op, ClaimOp):
+            if self._recorder is not None and op.admitted is not None:
+                return "claim_event", (op.key, op.owner, op.admitted)
+            return "claim", (op.key, op.owner)
+        if isinstance(op, CompleteOp):
+            return "complete", (op.key, op.owner)
+        assert isinstance(op, ReleaseOp)
+        if op.quiet:
+            self._release_in_background(op)
+            return None
+        if self._recorder is not None and op.error:
+            return "release_failed", (op.key, op.owner, op.error)
+        return "release", (op.key, op.owner)
 
     def _store_scope(self, token: Any, op: Op) -> contextlib.AbstractContextManager[None]:
         if self.observer is None:
@@ -283,6 +346,43 @@ class Webhooks(Router):
         inject = getattr(self.observer, "inject_context", None)
         return dict(_quietly(inject, token) or {}) if inject is not None else {}
 
+    def _lease_lost(self, op: RunOp) -> Callable[[], None]:
+        """What to do when a renewal finds the claim gone: log and tell ``on_error``."""
+
+        def lost() -> None:
+            logger.warning(
+                "lease on %s expired while its handlers ran; another delivery may run them "
+                "again (raise lease_seconds, or offload slow handlers)",
+                op.key,
+            )
+            error = LeaseLostError(f"lease on {op.key} lost while {op.event.event} handlers ran")
+            report = ReportOp(error, op.event)
+            if self._on_error is None:
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._report_sync(report)  # from the renewal thread
+                return
+            task = loop.create_task(self._report_async(report))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        return lost
+
+    def _release_in_background(self, op: ReleaseOp) -> None:
+        """Best-effort, owner-checked release that never delays the answer."""
+        store = self._store
+        assert store is not None
+
+        def release() -> None:
+            try:
+                store.release(op.key, op.owner)
+            except Exception as exc:
+                logger.debug("best-effort release of %s failed: %s", op.key, exc)
+
+        threading.Thread(target=release, name="commet-webhooks-release", daemon=True).start()
+
     def _handler_pool(self) -> ThreadPoolExecutor:
         """Sync handlers' own threads, so store calls never queue behind them."""
         pid = os.getpid()
@@ -298,11 +398,11 @@ class Webhooks(Router):
     # ------------------------------------------------------------ async driver
 
     async def _handle_async(
-        self, body: Any, headers: Mapping[str, str], *, offload: bool
+        self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
         started = time.monotonic()
         token = self._begin(headers)
-        admission = self._admit(body, headers, token, started)
+        admission = self._admit(body, headers, token, started, fresh)
         if not isinstance(admission, Admitted):
             if admission.error is not None:
                 await self._report_async(ReportOp(admission.error, admission.body))
@@ -339,29 +439,54 @@ class Webhooks(Router):
         if isinstance(op, ReportOp):
             await self._report_async(op)
             return None
-        store = self._store
-        assert store is not None
+        call = self._store_call(op)
+        if call is None:
+            return None
+        name, args = call
         with self._store_scope(token, op):
             try:
-                if isinstance(op, ClaimOp):
-                    return await store.aclaim(op.key, op.owner)
-                if isinstance(op, CompleteOp):
-                    return await store.acomplete(op.key, op.owner)
-                return await store.arelease(op.key, op.owner)
+                return await getattr(self._store, "a" + name)(*args)
             except Exception as exc:
                 raise _store_error(exc) from exc
 
     async def _run_async(self, op: RunOp, token: Any) -> HandlerErrors:
+        keeper = None
+        if op.key and self._renew_every is not None:
+            keeper = AsyncLeaseKeeper(
+                self._store, op.key, op.owner, self._renew_every, self._lease_lost(op)
+            )
+        threads: list[Future[Any]] = []
+        try:
+            return await self._gather_handlers(op, token, threads)
+        except BaseException as exc:
+            if any(not thread.done() for thread in threads):
+                # handle() was cancelled while a sync handler still runs in its thread:
+                # releasing now would let a retry run it concurrently.
+                logger.warning(
+                    "delivery of %s %s interrupted while a sync handler still runs; its "
+                    "claim is kept and expires after lease_seconds",
+                    op.event.event,
+                    op.event.id or "",
+                )
+                setattr(exc, KEEP_CLAIM, True)
+            raise
+        finally:
+            if keeper is not None:
+                keeper.stop()
+
+    async def _gather_handlers(
+        self, op: RunOp, token: Any, threads: list[Future[Any]]
+    ) -> HandlerErrors:
         event = op.event
         if len(op.handlers) == 1:
             handler = op.handlers[0]
             try:
-                await self._call_handler_async(handler, event, token)
+                await self._call_handler_async(handler, event, token, threads)
             except Exception as exc:
                 return [(handler, exc)]
             return []
         results = await asyncio.gather(
-            *(self._call_handler_async(h, event, token) for h in op.handlers),
+            *(self._call_handler_async(h, event, token, threads) for h in op.handlers),
             return_exceptions=True,
         )
         errors: HandlerErrors = []
@@ -372,20 +497,31 @@ class Webhooks(Router):
                 raise result
         return errors
 
-    async def _call_handler_async(self, handler: Registered, event: Any, token: Any) -> None:
+    async def _call_handler_async(
+        self,
+        handler: Registered,
+        event: Any,
+        token: Any,
+        threads: list[Future[Any]] | None = None,
+    ) -> None:
         if self.observer is None:
-            await self._call_async(handler, event)
+            await self._call_async(handler, event, threads=threads)
             return
         with self.observer.handler(token, handler.name, event.event):
-            await self._call_async(handler, event)
+            await self._call_async(handler, event, threads=threads)
 
-    async def _call_async(self, handler: Registered, *args: Any) -> None:
+    async def _call_async(
+        self, handler: Registered, *args: Any, threads: list[Future[Any]] | None = None
+    ) -> None:
         """Run a handler from async code; a sync handler runs in the handler pool."""
         if handler.is_async:
             await handler.fn(*args)
             return
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._handler_pool(), handler.fn, *args)
+        # The handler sees the caller's context variables (tracing spans, request ids).
+        thread = self._handler_pool().submit(contextvars.copy_context().run, handler.fn, *args)
+        if threads is not None:
+            threads.append(thread)
+        result = await asyncio.wrap_future(thread)
         if inspect.isawaitable(result):
             await result
 
@@ -401,11 +537,11 @@ class Webhooks(Router):
     # ------------------------------------------------------------ sync driver
 
     def _handle_sync(
-        self, body: Any, headers: Mapping[str, str], *, offload: bool
+        self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
         started = time.monotonic()
         token = self._begin(headers)
-        admission = self._admit(body, headers, token, started)
+        admission = self._admit(body, headers, token, started, fresh)
         if not isinstance(admission, Admitted):
             if admission.error is not None:
                 self._report_sync(ReportOp(admission.error, admission.body))
@@ -442,19 +578,28 @@ class Webhooks(Router):
         if isinstance(op, ReportOp):
             self._report_sync(op)
             return None
-        store = self._store
-        assert store is not None
+        call = self._store_call(op)
+        if call is None:
+            return None
+        name, args = call
         with self._store_scope(token, op):
             try:
-                if isinstance(op, ClaimOp):
-                    return store.claim(op.key, op.owner)
-                if isinstance(op, CompleteOp):
-                    return store.complete(op.key, op.owner)
-                return store.release(op.key, op.owner)
+                return getattr(self._store, name)(*args)
             except Exception as exc:
                 raise _store_error(exc) from exc
 
     def _run_sync(self, op: RunOp, token: Any) -> HandlerErrors:
+        if not op.key or self._renew_every is None:
+            return self._call_handlers_sync(op, token)
+        watch = self._renewer.watch(
+            self._store, op.key, op.owner, self._renew_every, self._lease_lost(op)
+        )
+        try:
+            return self._call_handlers_sync(op, token)
+        finally:
+            self._renewer.unwatch(watch)
+
+    def _call_handlers_sync(self, op: RunOp, token: Any) -> HandlerErrors:
         errors: HandlerErrors = []
         pending_async = []
         for handler in op.handlers:

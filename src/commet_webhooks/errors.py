@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventSchemaError",
+    "LeaseLostError",
     "PayloadError",
     "SignatureVerificationError",
     "StoreUnavailableError",
@@ -51,3 +52,11 @@ class EventSchemaError(PayloadError):
 
 class StoreUnavailableError(WebhookError):
     """The idempotency store could not be reached; the event must be retried later."""
+
+
+class LeaseLostError(WebhookError):
+    """A claim's lease ran out (or was taken over) while its handlers were still running.
+
+    Reported to ``on_error``: another delivery of the same event may run the handlers
+    again. Raise ``lease_seconds`` or move slow work to a task queue (``offload=``).
+    """

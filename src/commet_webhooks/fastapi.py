@@ -3,9 +3,13 @@
 >>> from commet_webhooks.fastapi import webhook_router
 >>> app.include_router(webhook_router(webhooks))
 
-The route is documented in the OpenAPI schema (summary, headers, request body,
-answers), but FastAPI never parses the body: the endpoint takes the bare
-``Request`` and hands the raw bytes to verification.
+Requests are served by :class:`~commet_webhooks.asgi.WebhookApp` mounted as a plain
+Starlette route: no dependency injection, no request or response model, no
+``Request``/``Response`` objects -- the raw body goes straight to verification. The
+POST operation is still documented in the OpenAPI schema (summary, headers, request
+body, answers) through an ``APIRoute`` listed after it, which requests never reach.
+Router-level ``dependencies=`` therefore do not run for this route; use middleware
+for cross-cutting concerns.
 """
 
 from __future__ import annotations
@@ -42,21 +46,27 @@ def webhook_router(
 ) -> APIRouter:
     """An ``APIRouter`` that receives Commet webhooks at ``path``.
 
-    POST is the documented operation; any other method reaches the same handler
-    through an undocumented route and gets 405 with ``Allow: POST``.
+    Every method is served by a raw ASGI route (``name="commet_webhooks"``): POST is
+    handled, others get 405 with ``Allow: POST``. The POST operation appears in the
+    OpenAPI schema unless ``include_in_schema=False``.
     """
     app = WebhookApp(webhooks)
 
     async def receive_commet_webhook(request: Request) -> Response:
+        # Documents the operation; the raw route above it answers first. Kept working
+        # in case an application reorders routes.
         answer = await app.respond(request.scope, request.receive)
         return Response(answer.body, status_code=answer.status, headers=dict(answer.headers))
 
     router = APIRouter(tags=list(tags) if tags else ["webhooks"])
+    # First: the route that serves every request, straight to the ASGI app.
+    router.add_route(path, app, name="commet_webhooks", include_in_schema=False)  # type: ignore[arg-type]
+    # Then: the documented POST operation (never matched: the route above matches first).
     router.add_api_route(
         path,
         receive_commet_webhook,
         methods=["POST"],
-        name="commet_webhooks",
+        name="commet_webhooks",  # the same name: url_path_for and operationId unchanged
         summary="Receive a Commet webhook",
         description=_DESCRIPTION,
         response_class=Response,
@@ -64,7 +74,6 @@ def webhook_router(
         openapi_extra=_OPENAPI_EXTRA,
         include_in_schema=include_in_schema,
     )
-    router.add_route(path, app, include_in_schema=False)  # type: ignore[arg-type]
     return router
 
 

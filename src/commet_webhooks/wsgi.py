@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._adapter import answer, wsgi_body_reader
+from ._adapter import EnvironHeaders, answer, wsgi_body_reader
 from .dispatch import WebhookResponse, Webhooks
 
 if TYPE_CHECKING:
@@ -35,9 +36,12 @@ class WebhookApp:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         answer = self.respond(environ)
-        headers = [*answer.headers.items(), ("Content-Length", str(len(answer.body)))]
-        start_response(_status_line(answer.status), headers)
-        return [answer.body]
+        body = answer.body
+        start_response(
+            _status_line(answer.status),
+            [*_header_list(answer.headers), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
     def respond(self, environ: WSGIEnvironment) -> WebhookResponse:
         """Turn one WSGI request into the webhook answer."""
@@ -45,23 +49,29 @@ class WebhookApp:
             self.webhooks,
             environ.get("REQUEST_METHOD", ""),
             environ.get("CONTENT_LENGTH"),
-            _headers(environ),
+            EnvironHeaders(environ),
             wsgi_body_reader(environ),
         )
 
 
-def _headers(environ: dict[str, Any]) -> dict[str, str]:
-    """Request headers from a WSGI environ, with lower-case dashed names."""
-    headers = {
-        key[5:].replace("_", "-").lower(): value
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
-    if environ.get("CONTENT_TYPE"):
-        headers["content-type"] = environ["CONTENT_TYPE"]
-    return headers
+# The fixed answers share their headers mapping: keep the list form by its identity
+# (the entry keeps the mapping alive, so the id is not reused meanwhile).
+_LISTED: dict[int, tuple[Mapping[str, str], list[tuple[str, str]]]] = {}
+_LISTED_MAX = 256
 
 
+def _header_list(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    cached = _LISTED.get(id(headers))
+    if cached is not None and cached[0] is headers:
+        return cached[1]
+    listed = list(headers.items())
+    if len(_LISTED) >= _LISTED_MAX:
+        _LISTED.clear()
+    _LISTED[id(headers)] = (headers, listed)
+    return listed
+
+
+@functools.lru_cache(maxsize=64)
 def _status_line(status: int) -> str:
     try:
         return f"{status} {HTTPStatus(status).phrase}"

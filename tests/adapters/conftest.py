@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from support.adapters import ADAPTERS, LIMIT, SECRET, STREAMING, Server, django_setup, run_adapter
+from support.adapters import (
+    ALL,
+    LIMIT,
+    SECRET,
+    STREAMING,
+    Server,
+    django_setup,
+    run_adapter,
+    serve_asgi,
+)
 from support.net import free_port
 
 
-@pytest.fixture(scope="module", params=ADAPTERS, ids=[a.name for a in ADAPTERS])
+@pytest.fixture(scope="module", params=ALL, ids=[a.name for a in ALL])
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """Each adapter in turn, running under its real server."""
     with run_adapter(request.param) as running:
@@ -50,3 +60,9 @@ def django_configured() -> None:
 @pytest.fixture
 def unused_port() -> int:
     return free_port()
+
+
+@pytest.fixture
+def asgi_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``asgi_server(app, path)``: run an ASGI app under uvicorn, yield the URL of ``path``."""
+    return serve_asgi

@@ -90,7 +90,7 @@ def test_django_signals_one_per_registered_event_type_plus_a_catch_all():
         assert attribute in dir(signals)
     assert isinstance(signals.webhook_received, django.dispatch.Signal)
     assert signals.webhook_received not in signals.SIGNALS.values()
-    assert signals.signal_for("trial.started") is None
+    assert signals.signal_for("loyalty.points_awarded") is None
     with pytest.raises(AttributeError):
         signals.no_such_signal  # noqa: B018
 
@@ -156,3 +156,97 @@ def test_django_plugin_options_and_a_failing_receiver(django_configured):
     assert response.status_code == 500
     assert response.json()["received"] is False
     assert [type(e) for e in seen] == [SubscriptionActivated]
+
+
+def test_flask_blueprint_answers_before_flask_dispatch_unless_asked_not_to():
+    from flask import Flask, url_for
+
+    from commet_webhooks.flask import webhook_blueprint
+
+    secret = "whsec_flask_dispatch"
+
+    def app_with(flask_hooks: bool) -> tuple[Flask, list[str]]:
+        seen: list[str] = []
+        app = Flask(__name__)
+
+        @app.before_request
+        def before() -> None:
+            seen.append("before")
+
+        @app.after_request
+        def after(response):
+            seen.append("after")
+            return response
+
+        app.add_url_rule("/other", "other", lambda: "other")
+        blueprint = webhook_blueprint(Webhooks(secret), flask_hooks=flask_hooks)
+        app.register_blueprint(blueprint, url_prefix="/in")
+        return app, seen
+
+    body, headers = signed_request(sample_event("payment.received"), secret)
+    for flask_hooks, expected in ((False, []), (True, ["before", "after"])):
+        app, seen = app_with(flask_hooks)
+        client = app.test_client()
+        response = client.post("/in/webhooks/commet", data=body, headers=headers)
+        assert response.status_code == 200 and response.json == {"received": True}
+        assert seen == expected
+        assert client.get("/other").data == b"other"  # the rest of the app is Flask's
+        assert seen == [*expected, "before", "after"]
+        with app.test_request_context():
+            assert url_for("commet_webhooks.receive") == "/in/webhooks/commet"
+
+
+def test_fastapi_requests_skip_dependency_injection_but_the_schema_stays(asgi_server):
+    import httpx
+    from fastapi import Depends, FastAPI, HTTPException
+
+    from commet_webhooks.fastapi import webhook_router
+
+    def deny() -> None:
+        raise HTTPException(401)
+
+    app = FastAPI()
+    router = webhook_router(Webhooks("whsec_x"))
+    app.include_router(router, prefix="/api", dependencies=[Depends(deny)])
+
+    with asgi_server(app, "/api/webhooks/commet") as url, httpx.Client(timeout=30) as client:
+        # The webhook's own 403 (no signature), not the dependency's 401: no DI on the way.
+        assert client.post(url, content=b"{}").status_code == 403
+        assert client.get(url).status_code == 405
+    assert list(app.openapi()["paths"]["/api/webhooks/commet"]) == ["post"]
+    assert app.url_path_for("commet_webhooks") == "/api/webhooks/commet"
+
+
+def test_body_limit_caps_only_its_paths_under_uvicorn(asgi_server):
+    import httpx
+
+    from commet_webhooks.asgi import BodyLimit
+
+    seen: list[int] = []
+
+    async def echo(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        seen.append(len(body))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % len(body)})
+
+    def chunks(data: bytes):
+        for start in range(0, len(data), 1000):
+            yield data[start : start + 1000]
+
+    app = BodyLimit(echo, ["/hook/"], max_body_bytes=4096)
+    with asgi_server(app, "") as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert client.post("/hook", content=b"x" * 4096).text == "4096"  # slash ignored
+        assert client.post("/hook/", content=chunks(b"x" * 4096)).text == "4096"
+        too_big = client.post("/hook/", content=chunks(b"x" * 9000))
+        assert too_big.status_code == 413
+        assert too_big.json() == {"received": False, "error": "Payload too large"}
+        assert client.post("/hook/", content=b"x" * 4097).status_code == 413
+        assert client.post("/other", content=b"x" * 9000).text == "9000"  # not capped
+    assert seen == [4096, 4096, 9000]

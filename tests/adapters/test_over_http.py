@@ -43,7 +43,7 @@ def test_each_event_type_reaches_its_typed_class(server, client, webhook_secret,
 
 
 def test_unmodelled_event_type_reaches_only_the_catch_all(server, client, webhook_secret):
-    envelope = sample_event("trial.started", data={"trialEndsAt": "2026-12-01T00:00:00Z"})
+    envelope = sample_event("loyalty.points_awarded", data={"awardedAt": "2026-12-01T00:00:00Z"})
     body, headers = signed_request(envelope, webhook_secret)
 
     response = post(client, server.url, body, headers)
@@ -51,7 +51,7 @@ def test_unmodelled_event_type_reaches_only_the_catch_all(server, client, webhoo
     assert response.status_code == 200, response.text
     event = server.recorder.catch_all[envelope["id"]]
     assert isinstance(event, UnknownEvent)
-    assert event.data == {"trialEndsAt": "2026-12-01T00:00:00Z"}
+    assert event.data == {"awardedAt": "2026-12-01T00:00:00Z"}
     assert envelope["id"] not in server.recorder.specific
 
 
@@ -243,3 +243,59 @@ def test_a_client_leaving_mid_body_leaves_the_server_serving(server, client, web
 
     assert response.status_code == 200
     assert type(server.recorder.specific[envelope["id"]]) is SubscriptionCreated
+
+
+# ------------------------------------------- more than one signature header
+
+
+def _raw_post(server, header_lines: list[str], body: bytes) -> tuple[int, bytes]:
+    """POST ``body`` with ``header_lines`` written as given (repeats kept); (status, body)."""
+    host, port = server.host_port
+    head = f"POST {server.path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+    head += "".join(f"{line}\r\n" for line in header_lines)
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(head.encode("latin-1") + body)
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    head_part, _, answer = received.partition(b"\r\n\r\n")
+    status = int(head_part.split(b"\r\n", 1)[0].split()[1])
+    if b"transfer-encoding: chunked" in head_part.lower():  # Django's ASGI answers chunked
+        decoded = b""
+        while answer:
+            size, _, rest = answer.partition(b"\r\n")
+            n = int(size, 16)
+            if n == 0:
+                break
+            decoded, answer = decoded + rest[:n], rest[n + 2 :]
+        answer = decoded
+    return status, answer
+
+
+@pytest.mark.parametrize("order", ["valid-first", "valid-last", "valid-twice"])
+def test_more_than_one_signature_header_is_the_same_403_everywhere(
+    server, webhook_secret, order
+):
+    # Servers disagree on repeated headers (ASGI passes both, aiohttp's get() keeps the
+    # first, WSGI and Django join them): every adapter refuses the request alike.
+    envelope = sample_event("payment.received")
+    body = json.dumps(envelope).encode()
+    valid, other = sign(body, webhook_secret), sign(body + b" ", webhook_secret)
+    signatures = {
+        "valid-first": [valid, other],
+        "valid-last": [other, valid],
+        "valid-twice": [valid, valid],
+    }[order]
+    lines = ["Content-Type: application/json"]
+    lines += [f"X-Commet-Signature: {signature}" for signature in signatures]
+
+    status, answer = _raw_post(server, lines, body)
+
+    assert status == 403, answer
+    assert json.loads(answer) == {"received": False, "error": "Invalid signature"}
+    assert envelope["id"] not in server.recorder.catch_all
+    # The same request with one signature header is accepted.
+    status, answer = _raw_post(server, [lines[0], f"X-Commet-Signature: {valid}"], body)
+    assert status == 200, answer
+    assert envelope["id"] in server.recorder.specific

@@ -1,10 +1,13 @@
-"""A real HTTP server on 127.0.0.1 speaking the state API wire, scriptable per test.
+"""A real HTTP server on 127.0.0.1 speaking the platform's ``/api/v1`` wire, scriptable per test.
 
-By default it behaves like Commet: checks ``x-api-key``, answers
-``GET /api/subscriptions/active`` and ``GET /api/features/{code}`` from the
-``subscriptions`` / ``features`` dicts, in the ``{"success", "data", ...}`` wrapper.
+By default it behaves like Commet (API version 2026-08-27): checks ``x-api-key``,
+answers ``GET /api/v1/subscriptions/active``, ``GET /api/v1/feature-access/{code}``,
+``GET /api/v1/feature-access`` and ``POST /api/v1/usage/events`` from the
+``subscriptions`` / ``features`` dicts with bare objects (no wrapper), errors as
+``{"error": {type, code, message, param, details, doc_url}}``, an ``x-request-id`` on
+every answer, and replays the first answer to a repeated ``Idempotency-Key``.
 Tests queue :class:`Reply` objects to override the next answers (status codes,
-``Retry-After``, delays, dropped connections, odd bodies).
+``Retry-After``, delays, bytes dripped slowly, dropped connections, odd bodies).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from .platform import error_body, usage_event
+
 API_KEY = "ck_test_SECRETKEY_0xC0FFEE"
 
 
@@ -34,7 +39,12 @@ def free_port() -> int:
 
 @dataclass
 class Reply:
-    """One scripted answer. ``json`` is sent as the body unless ``body`` is given."""
+    """One scripted answer. ``json`` is sent as the body unless ``body`` is given.
+
+    ``drip`` sends the body one byte per ``drip`` seconds; ``drip_headers`` does the
+    same to the status line and headers. ``length`` overrides ``Content-Length``
+    (None: the real length; -1: no Content-Length, the connection closes at the end).
+    """
 
     status: int = 200
     json: Any = None
@@ -42,6 +52,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
+    drip: float = 0.0
+    drip_headers: bool = False
+    length: int | None = None
 
 
 @dataclass
@@ -52,6 +65,7 @@ class Seen:
     raw_path: str  # still percent-encoded, without the query
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-cased names
+    body: bytes
     client_port: int
     at: float  # time.monotonic() on arrival
 
@@ -59,46 +73,8 @@ class Seen:
     def path(self) -> str:
         return unquote(self.raw_path)
 
-
-def subscription(customer_id: str, status: str = "active", **extra: Any) -> dict[str, Any]:
-    """A realistic active-subscription payload, with an unknown field for tolerance."""
-    return {
-        "id": f"sub_{customer_id}",
-        "customerId": customer_id,
-        "plan": {"id": "plan_pro", "name": "Pro", "basePrice": 4900, "billingInterval": "monthly"},
-        "name": "Pro monthly",
-        "description": None,
-        "status": status,
-        "trialEndsAt": None,
-        "currentPeriod": {
-            "start": "2026-11-01T00:00:00.000Z",
-            "end": "2026-12-01T00:00:00.000Z",
-            "daysRemaining": 4,
-        },
-        "features": [
-            {
-                "code": "advanced_analytics",
-                "name": "Advanced analytics",
-                "type": "boolean",
-                "enabled": True,
-            },
-            {
-                "code": "api_calls",
-                "name": "API calls",
-                "type": "metered",
-                "usage": {"current": 120, "included": 1000},
-            },
-        ],
-        "startDate": "2026-01-01T00:00:00Z",
-        "endDate": None,
-        "billingDayOfMonth": 1,
-        "nextBillingDate": "2026-12-01T00:00:00Z",
-        "checkoutUrl": None,
-        "createdAt": "2026-01-01T00:00:00Z",
-        "updatedAt": "2026-11-01T00:00:00",
-        "futureField": {"anything": [1, 2, 3]},
-        **extra,
-    }
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 class StateServer:
@@ -109,13 +85,16 @@ class StateServer:
         self.url = ""
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.features: dict[tuple[str, str], dict[str, Any]] = {}
+        self.idempotent: dict[str, Reply] = {}
         self.default_delay = 0.0
         self.script: deque[Reply] = deque()
         self.seen: list[Seen] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.finished: list[bool] = []  # per answer: was the whole answer written?
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self._events = 0
 
     def enqueue(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, in order, then behave normally."""
@@ -131,36 +110,86 @@ class StateServer:
                 return self.script.popleft()
         return self.default(seen)
 
-    def done(self) -> None:
+    def done(self, finished: bool) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.finished.append(finished)
 
     def default(self, seen: Seen) -> Reply:
         """What Commet would answer."""
         if seen.headers.get("x-api-key") != self.api_key:
-            return _error(401, "unauthorized", "Invalid or missing API key")
+            return _error(401, "unauthorized", "Invalid or missing API key", "authentication_error")
+        if seen.method == "POST" and seen.raw_path == "/api/v1/usage/events":
+            return self._track(seen)
         customer = seen.query.get("customerId", [""])[0]
-        parts = seen.raw_path.split("/")
         if not customer:
             return _error(
                 400,
                 "validation_error",
-                "Invalid request",
-                [{"field": "customerId", "message": "Required"}],
+                "customerId is required",
+                param="customerId",
+                details=[{"field": "customerId", "message": "Required"}],
             )
-        if seen.raw_path == "/api/subscriptions/active":
-            sub = self.subscriptions.get(customer)
-            return Reply(200, {"success": True, "data": sub}, delay=self.default_delay)
-        if len(parts) == 4 and parts[:3] == ["", "api", "features"]:
-            feature = self.features.get((customer, unquote(parts[3])))
+        parts = seen.raw_path.split("/")
+        if seen.raw_path == "/api/v1/subscriptions/active":
+            return Reply(200, self.subscriptions.get(customer), delay=self.default_delay)
+        if seen.raw_path == "/api/v1/feature-access":
+            data = [f for (c, _), f in self.features.items() if c == customer]
+            page = {"object": "list", "data": data, "hasMore": False}
+            return Reply(200, page, delay=self.default_delay)
+        if len(parts) == 5 and parts[:4] == ["", "api", "v1", "feature-access"]:
+            feature = self.features.get((customer, unquote(parts[4])))
             if feature is None:
-                return _error(404, "not_found", "Feature not found")
-            return Reply(200, {"success": True, "data": feature}, delay=self.default_delay)
-        return _error(404, "not_found", "Route not found")
+                return _error(404, "feature_not_found", "Feature not found", "not_found_error")
+            return Reply(200, feature, delay=self.default_delay)
+        return _error(404, "not_found", "Route not found", "not_found_error")
+
+    def _track(self, seen: Seen) -> Reply:
+        key = seen.headers.get("idempotency-key")
+        with self._lock:
+            if key is not None and key in self.idempotent:
+                return self.idempotent[key]
+        try:
+            body = seen.json()
+        except ValueError:
+            return _error(400, "invalid_json", "The request body is not valid JSON")
+        missing = [f for f in ("featureCode", "customerId") if not body.get(f)]
+        if missing:
+            return _error(
+                400,
+                "validation_error",
+                f"{missing[0]} is required",
+                param=missing[0],
+                details=[{"field": f, "message": "Required"} for f in missing],
+            )
+        with self._lock:
+            self._events += 1
+            n = self._events
+        event = usage_event(
+            f"ue_{n}",
+            feature_code=body["featureCode"],
+            customer_id=body["customerId"],
+            value=body.get("value", 1),
+            event_id=body.get("eventId"),
+        )
+        event["properties"] = body.get("properties", [])
+        reply = Reply(201, event)
+        if key is not None:
+            with self._lock:
+                self.idempotent[key] = reply
+        return reply
 
 
-def _error(status: int, code: str, message: str, details: Any = None) -> Reply:
-    return Reply(status, {"success": False, "code": code, "message": message, "details": details})
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    type_: str = "invalid_request_error",
+    *,
+    param: str | None = None,
+    details: Any = None,
+) -> Reply:
+    return Reply(status, error_body(code, message, type_=type_, param=param, details=details))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -170,17 +199,28 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
         state = self.server.state
         split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
         seen = Seen(
-            method="GET",
+            method=self.command,
             raw_path=split.path,
             query=parse_qs(split.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
+            body=self.rfile.read(length) if length else b"",
             client_port=self.client_address[1],
             at=time.monotonic(),
         )
+        with state._lock:
+            request_no = len(state.seen) + 1
         reply = state.record(seen)
+        finished = False
         try:
             if reply.delay:
                 state.stopping.wait(reply.delay)
@@ -188,17 +228,40 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             body = reply.body if reply.body is not None else json.dumps(reply.json).encode()
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+            head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+            head.append("Content-Type: application/json")
+            if reply.length != -1:
+                head.append(
+                    f"Content-Length: {len(body) if reply.length is None else reply.length}"
+                )
+            else:
+                head.append("Connection: close")
+                self.close_connection = True
+            if not any(name.lower() == "x-request-id" for name in reply.headers):
+                head.append(f"x-request-id: req_{request_no}")
+            head += [f"{name}: {value}" for name, value in reply.headers.items()]
+            raw_head = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+            if reply.drip:
+                self._write(raw_head, reply.drip if reply.drip_headers else 0.0)
+                self._write(body, reply.drip)
+            else:  # one write: a split answer would wait on delayed ACKs
+                self._write(raw_head + body, 0.0)
+            finished = not state.stopping.is_set()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            state.done()
+            state.done(finished)
+
+    def _write(self, data: bytes, drip: float) -> None:
+        if not drip:
+            self.wfile.write(data)
+            self.wfile.flush()
+            return
+        for i in range(len(data)):
+            if self.server.state.stopping.wait(drip):
+                raise BrokenPipeError("server stopping")
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -41,19 +41,21 @@ def test_parse_retry_after() -> None:
     now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
     assert parse_retry_after("5") == 5.0
     assert parse_retry_after(" 2.5 ") == 2.5
-    assert parse_retry_after("-3") == 0.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
-    assert parse_retry_after(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0
-    for junk in (None, "", "  ", "soon", "nan", "inf", "Mon, 99 Foo 2026"):
+    # Zero, negative and past values give None: the caller backs off instead of
+    # retrying at once.
+    past = format_datetime(now - timedelta(hours=1), usegmt=True)
+    for junk in (None, "", "  ", "soon", "nan", "inf", "Mon, 99 Foo 2026", "-3", "0", past):
         assert parse_retry_after(junk, now) is None
 
 
 def test_retry_after_wins_over_backoff_but_is_capped() -> None:
-    config = ClientConfig.build("ck_x", "production", None, 30.0, 3, 1.0, 8.0, 60.0)
+    config = ClientConfig.build("ck_x", "production", None, 30.0, 3, 1.0, 8.0)
     core = RequestCore(config)
     assert core.retry_delay(0, "3") == 3.0
-    assert core.retry_delay(0, "3600") == 60.0
+    assert core.retry_delay(0, "3600") == 30.0  # the platform's cap
     assert 0.5 <= core.retry_delay(0, "garbage") < 1.0
+    assert 0.5 <= core.retry_delay(0, "-10") < 1.0
     assert 4.0 <= core.retry_delay(5) < 8.0 + 1e-9
 
 
@@ -74,5 +76,5 @@ def test_field_errors_shapes() -> None:
 def test_config_repr_hides_the_key() -> None:
     config = ClientConfig.build("ck_hidden_value", "sandbox", None, None, 0, 0.0, 0.0, 0.0)
     assert "ck_hidden_value" not in repr(config)
-    assert config.base_url == "https://sandbox.commet.co"
+    assert config.base_url == "https://commet.co"  # one host; the key picks sandbox or live
     assert config.timeout is None

@@ -254,3 +254,20 @@ async def test_concurrent_deliveries_cut_mid_flight_are_each_200_or_503(
     queued = queue_depth(worker.broker, worker.queue)[0]
     assert queued >= statuses.count(200)
     assert (await worker.webhooks.handle(*delivery())).status == 200
+
+
+def test_a_retry_long_after_the_event_is_not_refused_for_its_age(proxy: TcpProxy) -> None:
+    made = Worker(proxy, max_retries=1)
+    try:
+        made.webhooks.tolerance = 300  # the receiver refuses events older than 5 minutes
+        old = sample_event("invoice.created", timestamp="2026-01-01T00:00:00.000Z")
+        body, headers = signed_request(old, SECRET)
+        assert made.webhooks.handle_sync(body, headers).status == 400  # at the door: too old
+        # A delivery the receiver accepted in time, handled after its retries' backoff:
+        signature = {k.lower(): v for k, v in headers.items()}["x-commet-signature"]
+        delivery = OffloadedDelivery(body, signature, old["id"],
+                                     "invoice.created", "2026-01-01T00:00:01.000Z")  # fmt: skip
+        assert made.offload.run(delivery.to_message()) == "ok"
+        assert [e.id for e in made.ran] == [old["id"]]
+    finally:
+        made.close()

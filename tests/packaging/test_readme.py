@@ -88,11 +88,7 @@ API_KEY = "ck_readme_snippets"
 
 #: Snippets known not to run as pasted, by heading: each is a bug in the README. The
 #: xfail is strict, so the test fails as soon as the snippet runs: then drop its entry.
-KNOWN_BROKEN = {
-    "## Exactly once, across retries and workers": (
-        "uses Webhooks without importing it and passes webhook_secret=..."
-    ),
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 def _cases() -> list[object]:
@@ -121,8 +117,7 @@ def readme_folder(
     """A folder with the Quick start's ``app.py``, importable; the secret and key set."""
     from commet_webhooks.client import _core
 
-    for environment in list(_core.ENVIRONMENTS):
-        monkeypatch.setitem(_core.ENVIRONMENTS, environment, emulator_url)
+    monkeypatch.setattr(_core, "DEFAULT_BASE_URL", emulator_url)  # Commet's host -> emulator
     monkeypatch.setenv("COMMET_API_KEY", API_KEY)
     (tmp_path / "app.py").write_text(app_code(), encoding="utf-8")
     monkeypatch.setenv("COMMET_WEBHOOK_SECRET", quick_start_secret())

@@ -177,7 +177,9 @@ class TcpProxy:
     """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target_port`` while started.
 
     Stopped, the port refuses connections and every forwarded connection is cut:
-    an outage of the server behind it, as the client sees it.
+    an outage of the server behind it, as the client sees it. Black-holed, it keeps
+    every connection open and accepts new ones but forwards nothing, either way: a
+    dead network (a pulled cable, a dropped route) as the client sees it.
     """
 
     def __init__(self, port: int, target_port: int) -> None:
@@ -187,6 +189,11 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self.black_holed = False
+
+    def black_hole(self, on: bool = True) -> None:
+        """Stop (or resume) forwarding, without closing anything."""
+        self.black_holed = on
 
     def start(self) -> None:
         assert self._server is None
@@ -223,6 +230,11 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self.black_holed:  # accepted, then silence
+                with self._lock:
+                    self._sockets.append(client)
+                self._spawn(self._swallow, client)
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             except OSError:
@@ -236,10 +248,16 @@ class TcpProxy:
             self._spawn(self._pump, upstream, client)
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _swallow(source: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while source.recv(65536):
+                pass
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.black_holed:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:

@@ -138,7 +138,7 @@ async def test_unknown_event_types_are_deduplicated_too(
     store = build(spec)
     runs: list[object] = []
     webhooks = Webhooks(secret, on_payload=runs.append, idempotency_store=store)
-    body, headers = signed_request(sample_event("credits.granted", data={"amount": 5}), secret)
+    body, headers = signed_request(sample_event("loyalty.points_awarded", data={"amount": 5}), secret)
     try:
         assert await deliver(webhooks, entry, body, headers) == (200, {"received": True})
         assert (await deliver(webhooks, entry, body, headers))[1]["duplicate"] is True

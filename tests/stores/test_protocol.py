@@ -1,4 +1,4 @@
-"""The claim / complete / release protocol, identical for every store, sync and async."""
+"""The claim / complete / release / renew protocol, identical for every store, sync and async."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ class Api:
         if self.mode == "sync":
             return self.store.release(key, owner)
         return await self.store.arelease(key, owner)
+
+    async def renew(self, key: str, owner: str) -> bool:
+        if self.mode == "sync":
+            return self.store.renew(key, owner)
+        return await self.store.arenew(key, owner)
 
     async def claim_until(self, key: str, owner: str, timeout: float = 15.0) -> Claim:
         """Claim repeatedly until it stops answering BUSY/DONE (a lease or retention ran out)."""
@@ -194,4 +199,157 @@ async def test_tasks_of_one_loop_race_for_keys(
         )
         assert claimed == Counter(keys)
     finally:
+        await store.aclose()
+
+
+async def test_renew_keeps_a_lease_alive_past_its_length(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore], api_mode: str
+) -> None:
+    store = build(spec, lease_seconds=1.0)
+    api = Api(store, api_mode)
+    try:
+        assert await api.claim("evt_n", "alice") is Claim.CLAIMED
+        began = time.monotonic()
+        # Renewed every 0.3 s for 2.4 s: the 1 s lease never runs out.
+        while time.monotonic() - began < 2.4:
+            await asyncio.sleep(0.3)
+            assert await api.renew("evt_n", "alice") is True
+            assert await api.claim("evt_n", "bob") is Claim.BUSY
+        assert await api.renew("evt_n", "bob") is False  # only the owner renews
+        assert await api.claim("evt_n", "bob") is Claim.BUSY  # bob's attempt changed nothing
+        assert await api.complete("evt_n", "alice") is True
+        assert await api.renew("evt_n", "alice") is False  # done: nothing left to renew
+        assert await api.claim("evt_n", "bob") is Claim.DONE
+        assert await api.renew("evt_unknown", "alice") is False
+    finally:
+        await store.aclose()
+
+
+async def test_renew_fails_once_the_lease_is_lost(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore], api_mode: str
+) -> None:
+    store = build(spec, lease_seconds=0.4)
+    api = Api(store, api_mode)
+    try:
+        # Expired and taken over: the old owner cannot get it back.
+        assert await api.claim("evt_t", "slow") is Claim.CLAIMED
+        assert await api.claim_until("evt_t", "retry") is Claim.CLAIMED
+        assert await api.renew("evt_t", "slow") is False
+        assert await api.renew("evt_t", "retry") is True
+        # Expired and not taken: lost all the same (another claim may come any moment).
+        assert await api.claim("evt_e", "slow") is Claim.CLAIMED
+        await asyncio.sleep(0.6)
+        assert await api.renew("evt_e", "slow") is False
+        assert await api.claim("evt_e", "next") is Claim.CLAIMED
+        # Released: gone.
+        assert await api.release("evt_e", "next") is True
+        assert await api.renew("evt_e", "next") is False
+    finally:
+        await store.aclose()
+
+
+async def test_release_quietly_frees_only_the_owners_claim(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore]
+) -> None:
+    store = build(spec)
+    try:
+        assert store.claim("evt_q", "alice") is Claim.CLAIMED
+        assert store.release_quietly("evt_q", "bob") is False
+        assert await store.arelease_quietly("evt_q", "bob") is False
+        assert store.claim("evt_q", "bob") is Claim.BUSY
+        assert await store.arelease_quietly("evt_q", "alice") is True
+        assert store.claim("evt_q", "bob") is Claim.CLAIMED
+        assert store.release_quietly("evt_q", "bob") is True
+        assert store.release_quietly("evt_q", "bob") is False
+    finally:
+        await store.aclose()
+
+
+def test_renewals_race_with_a_takeover(
+    spec: StoreSpec, build: Callable[..., IdempotencyStore]
+) -> None:
+    """Renewals and claims racing on an expiring lease: never two owners at once."""
+    store = build(spec, lease_seconds=0.2)
+    owners_seen: list[str] = []
+    stop = time.monotonic() + 1.5
+
+    def renewer() -> None:
+        while time.monotonic() < stop:
+            if store.claim("evt_x", "renewer") is Claim.CLAIMED:
+                owners_seen.append("renewer")
+                while time.monotonic() < stop and store.renew("evt_x", "renewer"):
+                    time.sleep(0.25)  # sometimes too late: the lease is lost
+
+    def taker() -> None:
+        while time.monotonic() < stop:
+            if store.claim("evt_x", "taker") is Claim.CLAIMED:
+                owners_seen.append("taker")
+                # Whoever held it before can no longer renew it.
+                assert store.renew("evt_x", "renewer") is False
+                assert store.release("evt_x", "taker") is True
+            time.sleep(0.01)
+
+    errors: list[BaseException] = []
+
+    def guarded(target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                errors.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=guarded(t)) for t in (renewer, taker)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert "taker" in owners_seen and "renewer" in owners_seen
+
+
+def test_a_store_written_before_renewal_still_works() -> None:
+    """Stores implementing only claim / complete / release stay valid; renew says so."""
+
+    class Legacy(IdempotencyStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.keys: dict[str, str] = {}
+
+        def claim(self, key: str, owner: str) -> Claim:
+            return Claim.CLAIMED if self.keys.setdefault(key, owner) == owner else Claim.BUSY
+
+        def complete(self, key: str, owner: str) -> bool:
+            return self.keys.get(key) == owner
+
+        def release(self, key: str, owner: str) -> bool:
+            return self.keys.pop(key, None) == owner
+
+    store = Legacy()
+    assert store.claim("evt", "alice") is Claim.CLAIMED
+    assert store.release_quietly("evt", "alice") is True
+    with pytest.raises(NotImplementedError, match="Legacy does not renew"):
+        store.renew("evt", "alice")
+
+
+async def test_thread_backed_calls_never_queue_behind_the_default_executor(
+    make_spec: Callable[[str], StoreSpec], build: Callable[..., IdempotencyStore]
+) -> None:
+    """Sync handlers fill asyncio's default executor; SQLite calls still go through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = build(make_spec("sqlite"))
+    loop = asyncio.get_running_loop()
+    handlers = ThreadPoolExecutor(1)
+    loop.set_default_executor(handlers)
+    busy = threading.Event()
+    try:
+        blocked = loop.run_in_executor(None, busy.wait, 30)  # a handler that will not end
+        assert await asyncio.wait_for(store.aclaim("evt_p", "a"), 10) is Claim.CLAIMED
+        assert await asyncio.wait_for(store.arenew("evt_p", "a"), 10) is True
+        assert await asyncio.wait_for(store.acomplete("evt_p", "a"), 10) is True
+        assert not blocked.done()
+    finally:
+        busy.set()
         await store.aclose()

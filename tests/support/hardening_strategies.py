@@ -116,7 +116,7 @@ duplicate_keys = st.builds(
         b'"organizationId":"o","' + key.encode() + b'":"' + second.encode() + b'","data":{},'
         b'"event":"' + second.encode() + b'","data":{"subscriptionId":"s"}}'
     ),
-    st.sampled_from([*EVENT_TYPES, "trial.started"]),
+    st.sampled_from([*EVENT_TYPES, "loyalty.points_awarded"]),
     st.sampled_from([*EVENT_TYPES, "x.y"]),
     st.sampled_from(["event", "id", "timestamp", "organizationId", "mode"]),
 )
@@ -137,7 +137,7 @@ non_utf8 = st.builds(
 
 envelopes = st.fixed_dictionaries(
     {
-        "event": st.sampled_from([*EVENT_TYPES, "trial.started", ""]) | st.text(max_size=10),
+        "event": st.sampled_from([*EVENT_TYPES, "loyalty.points_awarded", ""]) | st.text(max_size=10),
         "timestamp": st.sampled_from(["2026-01-01T00:00:00Z", "nope"]) | json_values,
         "organizationId": st.text(max_size=5) | json_values,
         "data": st.dictionaries(st.text(max_size=12), json_values, max_size=6) | json_values,

@@ -40,6 +40,7 @@ from ._common import (
     require_secrets,
     warn,
 )
+from ._inbox import inbox_app
 from ._trigger import (
     OverrideError,
     build_event,
@@ -89,6 +90,10 @@ class _Group(TyperGroup):
         return _flags_read_as_flags(super().get_params(ctx))
 
 
+for _inbox_command in inbox_app.registered_commands:
+    _inbox_command.cls = _Command
+
+
 app = typer.Typer(
     name="commet-webhooks",
     help=(
@@ -102,6 +107,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(inbox_app, name="inbox", cls=_Group)
 
 SecretOption = Annotated[
     Optional[str],  # noqa: UP045 - Typer reads the annotation at run time
@@ -532,3 +538,8 @@ def _parse_schedule(text: str) -> list[float]:
             fail(f"--retry-schedule delays must be non-negative seconds, got {part.strip()!r}")
         delays.append(delay)
     return delays
+
+
+from ._check import check  # noqa: E402 - registered last, like the commands above
+
+app.command(cls=_Command)(check)

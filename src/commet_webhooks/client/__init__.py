@@ -1,12 +1,13 @@
-"""Query Commet's state API: the source of truth for access decisions.
+"""Query Commet's state API (``/api/v1``): the source of truth for access decisions.
 
 Webhooks drive side effects (emails, provisioning, logs); whether a customer may use
 something right now is asked of Commet directly:
 
 >>> from commet_webhooks import Commet
 >>> with Commet(api_key="ck_...") as commet:
-...     sub = commet.subscriptions.get("user_123")
-...     allowed = commet.features.check(code="advanced_analytics", customer_id="user_123")
+...     sub = commet.subscriptions.get_active(customer_id="user_123")
+...     access = commet.feature_access.get("advanced_analytics", customer_id="user_123")
+...     allowed = access.allowed
 
 Needs the ``client`` extra (``pip install commet-webhooks[client]``) for httpx.
 """
@@ -15,14 +16,25 @@ from __future__ import annotations
 
 from ._client import (
     AsyncCommet,
+    AsyncFeatureAccessResource,
     AsyncFeatures,
     AsyncSubscriptions,
+    AsyncUsage,
     Commet,
+    FeatureAccessResource,
     Features,
     Subscriptions,
+    Usage,
     WebhookHelpers,
 )
-from ._core import ENVIRONMENTS, RETRY_STATUSES, ApiResponse
+from ._core import (
+    API_PREFIX,
+    DEFAULT_BASE_URL,
+    ENVIRONMENTS,
+    MAX_RESPONSE_BYTES,
+    RETRY_STATUSES,
+    ApiResponse,
+)
 from ._errors import (
     CommetAPIError,
     CommetConnectionError,
@@ -31,34 +43,103 @@ from ._errors import (
 )
 from ._models import (
     ACCESS_STATUSES,
+    API_VERSION,
     ActiveSubscription,
+    ApiError,
+    BalanceConsumption,
+    BooleanFeatureAccess,
+    BooleanSubscriptionFeature,
+    Consumption,
+    CreditsConsumption,
     CurrentPeriod,
     FeatureAccess,
+    FeatureAccessList,
     FeatureCheck,
+    FeatureUsage,
+    ListObject,
+    MeteredConsumption,
+    Money,
+    Overage,
     Plan,
+    QuotaFeatureAccess,
+    QuotaSubscriptionFeature,
+    SeatsFeatureAccess,
+    SeatsSubscriptionFeature,
+    Subscription,
     SubscriptionFeature,
+    SubscriptionFeatureUsage,
+    SubscriptionPause,
+    SubscriptionPlan,
+    UnitPrice,
+    UnknownConsumption,
+    UnknownFeatureAccess,
+    UnknownSubscriptionFeature,
+    UsageEvent,
+    UsageEventConsumption,
+    UsageEventProperty,
+    UsageFeatureAccess,
+    UsageFeatureSubscriptionFeature,
+    UsagePeriod,
 )
 
 __all__ = [
     "ACCESS_STATUSES",
+    "API_PREFIX",
+    "API_VERSION",
+    "DEFAULT_BASE_URL",
     "ENVIRONMENTS",
+    "MAX_RESPONSE_BYTES",
     "RETRY_STATUSES",
     "ActiveSubscription",
+    "ApiError",
     "ApiResponse",
     "AsyncCommet",
+    "AsyncFeatureAccessResource",
     "AsyncFeatures",
     "AsyncSubscriptions",
+    "AsyncUsage",
+    "BalanceConsumption",
+    "BooleanFeatureAccess",
+    "BooleanSubscriptionFeature",
     "Commet",
     "CommetAPIError",
     "CommetConnectionError",
     "CommetTimeoutError",
     "CommetValidationError",
+    "Consumption",
+    "CreditsConsumption",
     "CurrentPeriod",
     "FeatureAccess",
+    "FeatureAccessList",
+    "FeatureAccessResource",
     "FeatureCheck",
+    "FeatureUsage",
     "Features",
+    "ListObject",
+    "MeteredConsumption",
+    "Money",
+    "Overage",
     "Plan",
+    "QuotaFeatureAccess",
+    "QuotaSubscriptionFeature",
+    "SeatsFeatureAccess",
+    "SeatsSubscriptionFeature",
+    "Subscription",
     "SubscriptionFeature",
+    "SubscriptionFeatureUsage",
+    "SubscriptionPause",
+    "SubscriptionPlan",
     "Subscriptions",
+    "UnitPrice",
+    "UnknownConsumption",
+    "UnknownFeatureAccess",
+    "UnknownSubscriptionFeature",
+    "Usage",
+    "UsageEvent",
+    "UsageEventConsumption",
+    "UsageEventProperty",
+    "UsageFeatureAccess",
+    "UsageFeatureSubscriptionFeature",
+    "UsagePeriod",
     "WebhookHelpers",
 ]

@@ -15,6 +15,8 @@ Plugin: set ``COMMET_WEBHOOK_SECRET`` in settings, route the URLs, connect recei
 
 ``COMMET_WEBHOOK_OPTIONS`` (a dict) passes further keywords to :class:`Webhooks`
 (``idempotency_store``, ``retry_on_handler_error``, ``max_body_bytes``, ...).
+Under ASGI, Django reads the whole body before any view runs: wrap the ASGI
+application with :func:`commet_webhooks.django.asgi.limit_body` so the limit holds.
 Adding ``"commet_webhooks.django"`` to ``INSTALLED_APPS`` adds a system check for
 the settings.
 """
@@ -37,7 +39,14 @@ except ImportError as exc:  # an optional extra is not installed
 
     raise missing_extra("commet_webhooks.django", "django", exc) from exc
 
-from .._adapter import BlockingRead, answer, receive, wsgi_body_reader
+from .._adapter import (
+    BlockingRead,
+    answer,
+    receive,
+    repeated_signature,
+    signature_repeated,
+    wsgi_body_reader,
+)
 from ..dispatch import WebhookResponse, Webhooks
 
 __all__ = ["webhook_view", "webhooks_from_settings"]
@@ -58,6 +67,9 @@ def webhook_view(webhooks: Webhooks, *, asynchronous: bool = False) -> SyncView 
     if asynchronous:
 
         async def receive_commet_webhook_async(request: HttpRequest) -> HttpResponse:
+            # Django joins repeated header lines with commas, under WSGI and ASGI alike.
+            if signature_repeated(request.headers.get("x-commet-signature")):
+                return _to_response(repeated_signature())
             body = receive(webhooks, request.method or "", _length(request), _body_reader(request))
             if not isinstance(body, WebhookResponse):
                 body = await webhooks.handle(body, request.headers)
@@ -89,7 +101,10 @@ def _body_reader(request: HttpRequest) -> BlockingRead:
     # the raw input is read instead, within the same PEP 3333 rules.
     if isinstance(request, WSGIRequest):
         return wsgi_body_reader(request.environ)
-    read: BlockingRead = request.read  # ASGI: Django has already buffered the body
+    # ASGI: Django has already read the whole body before the view runs; wrap the
+    # application with commet_webhooks.django.asgi.limit_body so that an oversized
+    # one is refused before Django reads it.
+    read: BlockingRead = request.read
     return read
 
 

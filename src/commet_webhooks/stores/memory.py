@@ -63,6 +63,15 @@ class MemoryStore(IdempotencyStore):
             del self._entries[key]
             return True
 
+    def renew(self, key: str, owner: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != owner or entry[1] <= now:
+                return False
+            self._entries[key] = (owner, now + self.lease_seconds)
+            return True
+
     # No I/O: the async variants call straight through instead of hopping threads.
     async def aclaim(self, key: str, owner: str) -> Claim:
         return self.claim(key, owner)
@@ -72,6 +81,9 @@ class MemoryStore(IdempotencyStore):
 
     async def arelease(self, key: str, owner: str) -> bool:
         return self.release(key, owner)
+
+    async def arenew(self, key: str, owner: str) -> bool:
+        return self.renew(key, owner)
 
     async def aclose(self) -> None:
         self.close()

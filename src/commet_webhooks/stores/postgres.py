@@ -5,30 +5,35 @@ One row per event key in a table created on first use (or ahead of time with
 expired`` statement, so two workers can never both own a key, and a lease or
 retention that has run out is taken over by the next claim. Times come from the
 database server's clock, so workers on machines with skewed clocks still agree.
-Completing and releasing match the owner token in their ``WHERE`` clause.
+Completing, releasing and renewing match the owner token in their ``WHERE`` clause.
 
-Requires psycopg 3 (``pip install commet-webhooks[postgres]``). The synchronous
-methods use ``psycopg.Connection`` and the async methods ``psycopg.AsyncConnection``
-(kept per event loop), so ``Webhooks.handle`` never blocks its loop on the database.
-Each side opens at most ``max_connections`` connections and keeps them for reuse.
+Requires psycopg 3 and psycopg_pool (``pip install commet-webhooks[postgres]``). The
+synchronous methods use a ``psycopg_pool.ConnectionPool`` and the async methods an
+``AsyncConnectionPool`` per event loop, so ``Webhooks.handle`` never blocks its loop on
+the database. Each pool opens at most ``max_connections`` connections.
+
+Every call has a deadline of ``timeout`` seconds that holds on a dead network and under
+locks: the server cancels a statement (``statement_timeout``) or a lock wait
+(``lock_timeout``) that runs longer, the kernel drops a connection whose data stays
+unacknowledged (``tcp_user_timeout``, keepalives), and when none of that answers in
+time (a black-holed link) the connection is cut on the client side and discarded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import math
-import os
 import threading
 import time
 import zlib
-from collections.abc import Callable, Generator
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NoReturn
 
 try:
     import psycopg
-    from psycopg import sql
+    import psycopg_pool
     from psycopg.conninfo import conninfo_to_dict
 except ImportError as exc:  # an optional extra is not installed
     from .._optional import missing_extra
@@ -39,28 +44,44 @@ from ..errors import StoreUnavailableError
 from ._base import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_RETENTION_SECONDS,
-    Claim,
-    IdempotencyStore,
+    WATCHDOG,
+    ForkGuard,
+    Op,
+    PerLoop,
+    Step,
+    Steps,
+    T,
+    adrive,
+    cut,
+    drive,
+    in_store_thread,
     unavailable,
 )
+from ._sql import DEFAULT_PURGE_INTERVAL, DEFAULT_TABLE, Dialect, SqlStore
 
 __all__ = ["DEFAULT_TABLE", "PostgresStore", "migrate"]
 
 logger = logging.getLogger("commet_webhooks.stores.postgres")
 
-DEFAULT_TABLE = "commet_webhook_keys"
-#: How often (seconds) a store instance deletes expired rows while claiming.
-DEFAULT_PURGE_INTERVAL = 300.0
-# A key that vanishes between "take" and "look" (released, expired) is retried this often.
-_ATTEMPTS = 3
 # Longer keys are stored as their SHA-256 (an index entry must fit in a third of a page).
 _MAX_KEY = 256
-
-T = TypeVar("T")
-Rows = list[tuple[Any, ...]]
-# A store operation as a series of statements: it yields (query, params), receives
-# the rows, and returns its result. The sync and async drivers run the same steps.
-Steps = Generator[tuple[sql.Composed, tuple[Any, ...]], Rows, T]
+# Times come from the server's clock, so workers with skewed clocks still agree.
+_DIALECT = Dialect(
+    time_type="timestamptz",
+    now="clock_timestamp()",
+    lease_end="clock_timestamp() + make_interval(secs => %(lease)s)",
+    retention_end="clock_timestamp() + make_interval(secs => %(retention)s)",
+    param="%({})s",
+)
+# The share of ``timeout`` after which the server cancels a statement or a lock wait.
+_SERVER_SHARE = 0.8
+# Idle pooled connections are probed by the kernel after this long (seconds).
+_KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def migrate(
@@ -78,13 +99,15 @@ def migrate(
         store.close()
 
 
-class PostgresStore(IdempotencyStore):
+class PostgresStore(SqlStore):
     """Keys in a PostgreSQL table shared by every worker on every machine.
 
     ``dsn`` is a libpq connection string or URL (``postgresql://user:pw@host/db``).
     ``table`` and ``schema`` name the table (``schema=None`` follows the
-    ``search_path``). ``timeout`` bounds connecting (libpq counts whole seconds, at
-    least 2) so an unreachable server answers 503 instead of hanging the request.
+    ``search_path``). ``timeout`` bounds each call (waiting for a connection, locks,
+    statements, a silent network) so an unreachable, locked or frozen server answers
+    503 within about ``timeout`` instead of hanging the request. Connecting is bounded
+    by libpq's ``connect_timeout``, which counts whole seconds (at least 2).
     """
 
     def __init__(
@@ -100,86 +123,48 @@ class PostgresStore(IdempotencyStore):
         purge_interval: float = DEFAULT_PURGE_INTERVAL,
         create_table: bool = True,
     ) -> None:
-        super().__init__(lease_seconds=lease_seconds, retention_seconds=retention_seconds)
+        super().__init__(table, logger, lease_seconds, retention_seconds, purge_interval)
         if not table or (schema is not None and not schema):
             raise ValueError("table and schema must be non-empty names")
         if not timeout > 0:
             raise ValueError("timeout must be positive")
         if not (isinstance(max_connections, int) and max_connections > 0):
             raise ValueError("max_connections must be a positive integer")
-        if not purge_interval > 0:
-            raise ValueError("purge_interval must be positive")
         params = _parse_dsn(dsn)
         if params is None:
             # Raised outside the except block: the psycopg error quotes the DSN
             # (password included) and must not ride along as __context__.
             raise ValueError("dsn is not a valid PostgreSQL connection string")
         self._dsn = dsn  # may hold a password: never shown
-        self.table = table
         self.schema = schema
         self.timeout = float(timeout)
         self.max_connections = max_connections
-        self.purge_interval = float(purge_interval)
         self._where = " ".join(
             f"{name}={params[name]!s}" for name in ("host", "port", "dbname") if name in params
         )
         password = str(params.get("password") or "")
         self._secrets = [password] if password else []
-        self._connect_args: dict[str, Any] = {
-            "autocommit": True,
-            "connect_timeout": max(2, math.ceil(self.timeout)),
-        }
+        self._connect_args = _connect_args(params, self.timeout)
         self._ready = not create_table
-        self._next_purge = 0.0
 
-        t = sql.Identifier(schema, table) if schema else sql.Identifier(table)
-        self._q_schema: list[sql.Composed] = [
-            sql.SQL("SELECT pg_advisory_xact_lock({})").format(
-                sql.Literal(zlib.crc32(f"commet_webhooks:{schema}.{table}".encode()))
-            ),
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} ("
-                "key text PRIMARY KEY, owner text, expires_at timestamptz NOT NULL)"
-            ).format(t),
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (expires_at)").format(
-                sql.Identifier(f"{table}_expires_at"), t
-            ),
-        ]
-        if schema:
-            self._q_schema.insert(
-                1, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
-        # Insert, or take over a row whose lease or retention has run out.
-        self._q_claim = sql.SQL(
-            "INSERT INTO {} AS k (key, owner, expires_at) "
-            "VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s)) "
-            "ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, "
-            "expires_at = EXCLUDED.expires_at WHERE k.expires_at <= clock_timestamp() "
-            "RETURNING true"
-        ).format(t)
-        self._q_inspect = sql.SQL(
-            "SELECT owner IS NULL FROM {} WHERE key = %s AND expires_at > clock_timestamp()"
-        ).format(t)
-        self._q_complete = sql.SQL(
-            "UPDATE {} SET owner = NULL, expires_at = clock_timestamp() "
-            "+ make_interval(secs => %s) WHERE key = %s AND owner = %s RETURNING true"
-        ).format(t)
-        self._q_release = sql.SQL(
-            "DELETE FROM {} WHERE key = %s AND owner = %s RETURNING true"
-        ).format(t)
-        self._q_purge = sql.SQL(
-            "DELETE FROM {} WHERE expires_at <= clock_timestamp() RETURNING true"
-        ).format(t)
+        t = _ident(table) if schema is None else f"{_ident(schema)}.{_ident(table)}"
+        lock = zlib.crc32(f"commet_webhooks:{schema}.{table}".encode())
+        self._sql = _DIALECT.statements(t)
+        # One simple query runs as one transaction: the advisory lock lets many workers
+        # starting at once create the table without tripping over each other.
+        self._sql[Op.PREPARE] = "; ".join(
+            [
+                f"SELECT pg_advisory_xact_lock({lock})",
+                *([f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}"] if schema else []),
+                *_DIALECT.schema(t, _ident(f"{table}_expires_at")),
+            ]
+        )
 
         self._lock = threading.Lock()
-        self._idle: list[psycopg.Connection[Any]] = []
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._pid = os.getpid()
-        # Connections inherited through fork(): never used, never closed (closing would
-        # end the parent's sessions), only kept from being garbage collected.
-        self._inherited: list[object] = []
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         # psycopg.AsyncConnections belong to the loop that opened them.
-        self._loops: dict[asyncio.AbstractEventLoop, _LoopPool] = {}
+        self._apools: PerLoop[psycopg_pool.AsyncConnectionPool[Any]] = PerLoop()
+        self._fork = ForkGuard()
 
     def __repr__(self) -> str:
         name = f"{self.schema}.{self.table}" if self.schema else self.table
@@ -188,210 +173,237 @@ class PostgresStore(IdempotencyStore):
             f"lease_seconds={self.lease_seconds:g}, retention_seconds={self.retention_seconds:g})"
         )
 
-    # ------------------------------------------------------------ operations
-
-    def _claim_steps(self, key: str, owner: str) -> Steps[Claim]:
-        key = _short(key)
-        if time.monotonic() >= self._next_purge:
-            yield from self._purge_steps()
-        for _ in range(_ATTEMPTS):
-            if (yield self._q_claim, (key, owner, self.lease_seconds)):
-                return Claim.CLAIMED
-            rows = yield self._q_inspect, (key,)
-            if rows:
-                return Claim.DONE if rows[0][0] else Claim.BUSY
-        return Claim.BUSY
-
-    def _complete_steps(self, key: str, owner: str) -> Steps[bool]:
-        return bool((yield self._q_complete, (self.retention_seconds, _short(key), owner)))
-
-    def _release_steps(self, key: str, owner: str) -> Steps[bool]:
-        return bool((yield self._q_release, (_short(key), owner)))
-
-    def _purge_steps(self) -> Steps[int]:
-        self._next_purge = time.monotonic() + self.purge_interval
-        count = len((yield self._q_purge, ()))
-        if count:
-            logger.debug("purged %d expired idempotency keys", count)
-        return count
-
-    # ------------------------------------------------------------ sync
-
-    def claim(self, key: str, owner: str) -> Claim:
-        return self._run(lambda: self._claim_steps(key, owner))
-
-    def complete(self, key: str, owner: str) -> bool:
-        return self._run(lambda: self._complete_steps(key, owner))
-
-    def release(self, key: str, owner: str) -> bool:
-        return self._run(lambda: self._release_steps(key, owner))
-
-    def purge(self) -> int:
-        """Delete every expired lease and every done key past its retention now.
-
-        Claims do this on their own every ``purge_interval`` seconds; call it from a
-        scheduled job if the receiver is idle for long stretches. Returns the count.
-        """
-        return self._run(self._purge_steps)
-
     def migrate(self) -> None:
         """Create the schema (if any), table and index now; see :func:`migrate`."""
-        try:
-            with self._connect() as conn:
-                self._create(conn)
-        except psycopg.Error as exc:
-            self._unavailable(exc)
+        self._ready = False
+        self._run(_no_steps)
 
     def close(self) -> None:
-        """Close idle synchronous connections (async ones: :meth:`aclose`)."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    def _run(self, make_steps: Callable[[], Steps[T]]) -> T:
+        """Close the synchronous pool (async ones: :meth:`aclose`); reopened on next use."""
         self._forget_parent()
-        if not self._slots.acquire(timeout=self.timeout):
-            self._all_busy()
-        try:
-            for attempt in range(2):
-                conn, reused = self._checkout(fresh=attempt > 0)
-                try:
-                    if not self._ready:
-                        self._create(conn)
-                    result = _drive(conn, make_steps())
-                except BaseException as exc:
-                    conn.close()
-                    if isinstance(exc, psycopg.OperationalError) and reused and attempt == 0:
-                        continue  # an idle connection the server dropped: try a new one
-                    if isinstance(exc, psycopg.Error):
-                        self._unavailable(exc)
-                    raise
-                with self._lock:
-                    self._idle.append(conn)
-                return result
-            raise AssertionError("unreachable")
-        finally:
-            self._slots.release()
-
-    def _forget_parent(self) -> None:
-        """After fork(): leave the parent's connections alone and start afresh."""
-        if self._pid == os.getpid():
-            return
         with self._lock:
-            if self._pid != os.getpid():
-                self._inherited += [self._idle, self._loops]
-                self._idle, self._loops = [], {}
-                self._slots = threading.BoundedSemaphore(self.max_connections)
-                self._pid = os.getpid()
-
-    def _checkout(self, *, fresh: bool) -> tuple[psycopg.Connection[Any], bool]:
-        with self._lock:
-            if self._idle and not fresh:
-                return self._idle.pop(), True
-        try:
-            return self._connect(), False
-        except psycopg.Error as exc:
-            self._unavailable(exc)
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.Connection.connect(self._dsn, **self._connect_args)
-
-    def _create(self, conn: psycopg.Connection[Any]) -> None:
-        with conn.transaction():
-            for query in self._q_schema:
-                conn.execute(query)
-        self._ready = True
-
-    # ------------------------------------------------------------ async
-
-    async def aclaim(self, key: str, owner: str) -> Claim:
-        return await self._arun(lambda: self._claim_steps(key, owner))
-
-    async def acomplete(self, key: str, owner: str) -> bool:
-        return await self._arun(lambda: self._complete_steps(key, owner))
-
-    async def arelease(self, key: str, owner: str) -> bool:
-        return await self._arun(lambda: self._release_steps(key, owner))
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(timeout=self.timeout)
 
     async def aclose(self) -> None:
-        """Close the running loop's idle async connections and the sync ones."""
-        pool = self._loops.pop(asyncio.get_running_loop(), None)
-        for conn in pool.idle if pool is not None else []:
-            await conn.close()
-        await asyncio.to_thread(self.close)
+        """Close the running loop's async pool and the synchronous one."""
+        self._forget_parent()
+        pool = self._apools.pop_current()
+        if pool is not None:
+            await pool.close(timeout=self.timeout)
+        await in_store_thread(self.close)
+
+    # ------------------------------------------------------------ drivers
+
+    def _run(self, make_steps: Callable[[], Steps[T]]) -> T:
+        pool = self._sync_pool()
+        use = _Use(self)
+        while use.again():
+            try:
+                conn = pool.getconn(timeout=use.left())
+            except psycopg_pool.PoolTimeout as exc:
+                self._unavailable(exc)
+            try:
+                with use.watching(conn):
+                    steps = self._prepared(make_steps())
+                    use.result = drive(steps, partial(self._execute, conn))
+            finally:
+                pool.putconn(conn)
+        done: T = use.result
+        return done
 
     async def _arun(self, make_steps: Callable[[], Steps[T]]) -> T:
-        self._forget_parent()
-        pool = self._loop_pool()
-        try:
-            await asyncio.wait_for(pool.slots.acquire(), self.timeout)
-        except asyncio.TimeoutError:
-            self._all_busy()
-        try:
-            for attempt in range(2):
-                conn, reused = await self._acheckout(pool, fresh=attempt > 0)
-                try:
-                    if not self._ready:
-                        async with conn.transaction():
-                            for query in self._q_schema:
-                                await conn.execute(query)
-                        self._ready = True
-                    result = await _adrive(conn, make_steps())
-                except BaseException as exc:
-                    await _aclose_quietly(conn)
-                    if isinstance(exc, psycopg.OperationalError) and reused and attempt == 0:
-                        continue
-                    if isinstance(exc, psycopg.Error):
-                        self._unavailable(exc)
-                    raise
-                pool.idle.append(conn)
-                return result
-            raise AssertionError("unreachable")
-        finally:
-            pool.slots.release()
+        pool = await self._async_pool()
+        use = _Use(self)
+        while use.again():
+            try:
+                aconn = await pool.getconn(timeout=use.left())
+            except psycopg_pool.PoolTimeout as exc:
+                self._unavailable(exc)
+            try:
+                with use.watching(aconn):
+                    asteps = self._prepared(make_steps())
+                    use.result = await adrive(asteps, partial(self._aexecute, aconn))
+            finally:
+                await pool.putconn(aconn)
+        done: T = use.result
+        return done
 
-    def _loop_pool(self) -> _LoopPool:
-        loop = asyncio.get_running_loop()
-        pool = self._loops.get(loop)
+    def _prepared(self, steps: Steps[T]) -> Steps[T]:
+        """``steps``, after creating the table if this store has not seen it yet."""
+        if not self._ready:
+            yield Op.PREPARE, "", ""
+        return (yield from steps)
+
+    def _execute(self, conn: psycopg.Connection[Any], step: Step) -> Any:
+        op, key, owner = step
+        cursor = conn.execute(self._sql[op], self._params(op, key, owner))
+        return self._found(op, cursor.fetchall() if cursor.description else [])
+
+    async def _aexecute(self, conn: psycopg.AsyncConnection[Any], step: Step) -> Any:
+        op, key, owner = step
+        cursor = await conn.execute(self._sql[op], self._params(op, key, owner))
+        return self._found(op, await cursor.fetchall() if cursor.description else [])
+
+    def _params(self, op: Op, key: str, owner: str) -> dict[str, Any] | None:
+        if op is Op.PREPARE:
+            return None  # several statements: only the simple query protocol runs them
+        return {
+            "key": _short(key),
+            "owner": owner,
+            "lease": self.lease_seconds,
+            "retention": self.retention_seconds,
+        }
+
+    # ------------------------------------------------------------ pools
+
+    def _forget_parent(self) -> None:
+        """After fork(): leave the parent's pools alone and start afresh."""
+        if self._fork.forked(lambda: self._pool, lambda: self._apools):
+            self._pool, self._apools = None, PerLoop()
+            self._lock = threading.Lock()
+
+    def _pool_options(self) -> dict[str, Any]:
+        return {
+            "kwargs": self._connect_args,
+            "min_size": 0,
+            "max_size": self.max_connections,
+            "timeout": self.timeout,
+            # Give up reconnecting soon, so the next call after an outage tries at once
+            # instead of waiting out a long backoff.
+            "reconnect_timeout": self.timeout,
+            "open": False,
+        }
+
+    def _sync_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        self._forget_parent()
+        pool = self._pool
         if pool is None:
-            for stale in [other for other in list(self._loops) if other.is_closed()]:
-                self._loops.pop(stale, None)
-            pool = self._loops[loop] = _LoopPool(self.max_connections)
+            with self._lock:
+                if self._pool is None:
+                    self._pool = psycopg_pool.ConnectionPool(self._dsn, **self._pool_options())
+                    self._pool.open()
+                pool = self._pool
         return pool
 
-    async def _acheckout(
-        self, pool: _LoopPool, *, fresh: bool
-    ) -> tuple[psycopg.AsyncConnection[Any], bool]:
-        if pool.idle and not fresh:
-            return pool.idle.pop(), True
-        try:
-            return await psycopg.AsyncConnection.connect(self._dsn, **self._connect_args), False
-        except psycopg.Error as exc:
-            self._unavailable(exc)
+    async def _async_pool(self) -> psycopg_pool.AsyncConnectionPool[Any]:
+        self._forget_parent()
+        pool, new = self._apools.current(
+            lambda: psycopg_pool.AsyncConnectionPool(self._dsn, **self._pool_options())
+        )
+        if new:
+            await pool.open()
+        return pool
 
     # ------------------------------------------------------------ errors
 
-    def _all_busy(self) -> NoReturn:
-        raise StoreUnavailableError(
-            f"PostgreSQL idempotency store ({self._where}) unavailable: all "
-            f"{self.max_connections} connections stayed busy for {self.timeout:g}s"
-        )
-
-    def _unavailable(self, exc: BaseException) -> NoReturn:
+    def _unavailable(self, exc: BaseException, expired: bool = False) -> NoReturn:
         if isinstance(exc, psycopg.errors.UndefinedTable):
             self._ready = False  # dropped behind our back: create it again next time
-        raise unavailable(
-            f"PostgreSQL idempotency store ({self._where})", exc, self._secrets
-        ) from exc
+        store = f"PostgreSQL idempotency store ({self._where})"
+        if expired:
+            raise StoreUnavailableError(
+                f"{store} unavailable: no answer within {self.timeout:g}s"
+            ) from exc
+        raise unavailable(store, exc, self._secrets) from exc
 
 
-class _LoopPool:
-    """One event loop's idle async connections and its limit on open ones."""
+class _Use:
+    """One call's connections under its deadline: which to retry, what to raise.
 
-    def __init__(self, size: int) -> None:
-        self.idle: list[psycopg.AsyncConnection[Any]] = []
-        self.slots = asyncio.Semaphore(size)
+    A connection that breaks at once (the server dropped an idle pooled connection)
+    is replaced while time is left; one that does not answer by the deadline is cut
+    (so the blocked call fails) and discarded; a server error (a lock or statement
+    timeout) leaves the connection healthy and ends the call.
+    """
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self.deadline = time.monotonic() + store.timeout
+        self.result: Any = None
+        self.done = False
+        self.tries = 0
+        self.error: psycopg.Error | None = None
+        self.expired = False  # the deadline cut the connection
+        self.retry = False  # the connection broke at once: worth another
+
+    def left(self) -> float:
+        return max(0.001, self.deadline - time.monotonic())
+
+    def again(self) -> bool:
+        """Whether to (re)try on another connection; raises when the call failed."""
+        if self.done:
+            return False
+        if self.error is not None:
+            retry = self.retry and self.tries <= self.store.max_connections
+            if not retry or time.monotonic() >= self.deadline:
+                self.store._unavailable(self.error, self.expired)
+        self.tries += 1
+        return True
+
+    def watching(self, conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> _Watch:
+        return _Watch(self, conn)
+
+
+class _Watch:
+    """The deadline armed on one checked-out connection, and what its end means."""
+
+    def __init__(
+        self, use: _Use, conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+    ) -> None:
+        self.use = use
+        self.conn = conn
+        fileno = conn.pgconn.socket
+        self.token = WATCHDOG.arm(use.deadline, lambda: cut(fileno))
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> bool:
+        expired = not WATCHDOG.disarm(self.token)
+        server_error = isinstance(exc, psycopg.Error) and not self.conn.broken
+        if expired or (exc is not None and not server_error):
+            self.conn.pgconn.finish()  # cut, broken or interrupted: the pool discards it
+        if exc is None:
+            self.use.done = True
+            return False
+        if not isinstance(exc, psycopg.Error):
+            return False  # cancelled or interrupted: propagate
+        self.use.error, self.use.expired = exc, expired
+        self.use.retry = not expired and not server_error
+        return True
+
+
+def _no_steps() -> Steps[None]:
+    return None
+    yield  # a generator that runs no statement
+
+
+def _connect_args(params: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """libpq settings that bound connecting, statements, lock waits and a silent peer.
+
+    The server gives up on a statement or a lock wait a little before the call's own
+    deadline: it then answers with an error over a healthy connection (kept for reuse),
+    and a statement whose connection was cut cannot run on for long behind it.
+    """
+    ms = max(1, math.ceil(timeout * 1000))
+    server_ms = max(1, math.floor(timeout * _SERVER_SHARE * 1000))
+    limits = f"-c statement_timeout={server_ms} -c lock_timeout={server_ms}"
+    args: dict[str, Any] = {
+        "autocommit": True,
+        "connect_timeout": max(2, math.ceil(timeout)),
+        "options": f"{params['options']} {limits}" if params.get("options") else limits,
+    }
+    if "tcp_user_timeout" not in params:
+        args["tcp_user_timeout"] = ms
+    if not any(name in params for name in _KEEPALIVE):
+        args.update(_KEEPALIVE)
+    return args
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _short(key: str) -> str:
@@ -399,34 +411,6 @@ def _short(key: str) -> str:
     if len(key) <= _MAX_KEY:
         return key
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _drive(conn: psycopg.Connection[Any], steps: Steps[T]) -> T:
-    try:
-        query, params = next(steps)
-        while True:
-            query, params = steps.send(conn.execute(query, params).fetchall())
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
-
-
-async def _adrive(conn: psycopg.AsyncConnection[Any], steps: Steps[T]) -> T:
-    try:
-        query, params = next(steps)
-        while True:
-            cursor = await conn.execute(query, params)
-            query, params = steps.send(await cursor.fetchall())
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
-
-
-async def _aclose_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
-    try:
-        await conn.close()
-    except Exception:  # already broken; nothing left to release
-        logger.debug("closing a broken connection failed", exc_info=True)
 
 
 def _parse_dsn(dsn: str) -> dict[str, Any] | None:

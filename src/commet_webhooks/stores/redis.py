@@ -3,8 +3,8 @@
 One Redis key per event key. A claim is a single atomic ``SET key "L:<owner>" NX PX
 lease``: it succeeds only when the key is absent, and Redis deletes the key when the
 lease runs out, so a crashed worker's claim frees itself and the next delivery takes
-it over. Completing and releasing run as Lua scripts that first check the owner, so
-a worker whose lease was taken over can no longer touch the key. A done key holds
+it over. Completing, releasing and renewing run as Lua scripts that first check the
+owner, so a worker whose lease was taken over can no longer touch the key. A done key holds
 ``"D"`` and expires after ``retention_seconds``.
 
 Requires ``redis`` (``pip install commet-webhooks[redis]``). The synchronous methods
@@ -14,8 +14,8 @@ event loop), so ``Webhooks.handle`` never blocks its loop on Redis.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -34,7 +34,14 @@ from ._base import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_RETENTION_SECONDS,
     Claim,
-    IdempotencyStore,
+    Op,
+    PerLoop,
+    Step,
+    SteppedStore,
+    Steps,
+    T,
+    adrive,
+    drive,
     unavailable,
 )
 
@@ -45,8 +52,6 @@ logger = logging.getLogger("commet_webhooks.stores.redis")
 DEFAULT_PREFIX = "commet_webhooks:key:"
 _DONE = (b"D", "D")  # bytes, or str for a client made with decode_responses=True
 _LEASE = "L:"  # + owner token
-# A key that vanishes between SET NX and GET (released, expired) is retried this often.
-_ATTEMPTS = 3
 
 # KEYS[1] = key, ARGV[1] = the owner's lease value, ARGV[2] = retention in ms.
 _COMPLETE = """
@@ -60,6 +65,14 @@ return 0
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# KEYS[1] = key, ARGV[1] = the owner's lease value, ARGV[2] = lease in ms. A lease that
+# ran out is gone (Redis deleted the key), so only a live one is extended.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -91,14 +104,15 @@ def _redact_url(url: str) -> str:
     return parts.geturl()
 
 
-class RedisStore(IdempotencyStore):
+class RedisStore(SteppedStore):
     """Keys in Redis under ``prefix``, shared by every worker on every machine.
 
     ``url`` is a redis-py URL (``redis://[:password@]host:6379/0``, ``rediss://`` for
     TLS, ``unix:///path.sock``). ``timeout`` bounds connecting, every command and the
     wait for one of the ``max_connections`` connections (sync, and per event loop for
-    async), so an unreachable Redis answers 503 within about that time instead of
-    hanging the request. Keep ``lease_seconds`` above your slowest handler run.
+    async), so an unreachable or frozen Redis answers 503 within about that time
+    instead of hanging the request. A command that timed out is not retried; a pooled
+    connection the server closed is replaced once, at once.
     """
 
     def __init__(
@@ -126,21 +140,27 @@ class RedisStore(IdempotencyStore):
         self._secrets = _passwords(url)
         # Callers beyond max_connections wait (up to timeout) for a free connection.
         # One immediate retry replaces a pooled connection the server has dropped;
-        # more (with backoff) would only delay the 503 during an outage.
-        self._client = redis.Redis(
-            connection_pool=redis.BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=self.timeout,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
+        # a timeout is not retried (it would only double the wait for the 503).
+        self._pool_options: dict[str, Any] = {
+            "max_connections": max_connections,
+            "timeout": self.timeout,
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "socket_keepalive": True,
+        }
+        self._client = _Client(
+            redis.Redis(
+                connection_pool=redis.BlockingConnectionPool.from_url(
+                    url,
+                    retry=redis.retry.Retry(
+                        redis.backoff.NoBackoff(), 1, supported_errors=(redis.ConnectionError,)
+                    ),
+                    **self._pool_options,
+                )
             )
         )
-        self._complete = self._client.register_script(_COMPLETE)
-        self._release = self._client.register_script(_RELEASE)
         # redis.asyncio connections belong to the loop that opened them.
-        self._async: dict[asyncio.AbstractEventLoop, _AsyncClient] = {}
+        self._async: PerLoop[_Client] = PerLoop()
 
     def __repr__(self) -> str:
         return (
@@ -148,95 +168,67 @@ class RedisStore(IdempotencyStore):
             f"lease_seconds={self.lease_seconds:g}, retention_seconds={self.retention_seconds:g})"
         )
 
-    # ------------------------------------------------------------ sync
-
-    def claim(self, key: str, owner: str) -> Claim:
-        name = self.prefix + key
-        try:
-            for _ in range(_ATTEMPTS):
-                if self._client.set(name, _LEASE + owner, nx=True, px=self._lease_ms):
-                    return Claim.CLAIMED
-                seen = _seen(self._client.get(name))
-                if seen is not None:
-                    return seen
-        except (redis.RedisError, OSError) as exc:
-            self._unavailable(exc)
-        return Claim.BUSY
-
-    def complete(self, key: str, owner: str) -> bool:
-        args: list[str | int] = [_LEASE + owner, self._retention_ms]
-        try:
-            return bool(self._complete(keys=[self.prefix + key], args=args))
-        except (redis.RedisError, OSError) as exc:
-            self._unavailable(exc)
-
-    def release(self, key: str, owner: str) -> bool:
-        try:
-            return bool(self._release(keys=[self.prefix + key], args=[_LEASE + owner]))
-        except (redis.RedisError, OSError) as exc:
-            self._unavailable(exc)
-
     def close(self) -> None:
         """Close the synchronous client's connections (async ones: :meth:`aclose`)."""
-        self._client.close()
-        self._client.connection_pool.disconnect()
-
-    # ------------------------------------------------------------ async
-
-    async def aclaim(self, key: str, owner: str) -> Claim:
-        client = self._async_client()
-        name = self.prefix + key
-        try:
-            for _ in range(_ATTEMPTS):
-                if await client.redis.set(name, _LEASE + owner, nx=True, px=self._lease_ms):
-                    return Claim.CLAIMED
-                seen = _seen(await client.redis.get(name))
-                if seen is not None:
-                    return seen
-        except (redis.RedisError, OSError) as exc:
-            self._unavailable(exc)
-        return Claim.BUSY
-
-    async def acomplete(self, key: str, owner: str) -> bool:
-        client = self._async_client()
-        args: list[str | int] = [_LEASE + owner, self._retention_ms]
-        try:
-            return bool(await client.complete(keys=[self.prefix + key], args=args))
-        except (redis.RedisError, OSError) as exc:
-            self._unavailable(exc)
-
-    async def arelease(self, key: str, owner: str) -> bool:
-        client = self._async_client()
-        try:
-            return bool(await client.release(keys=[self.prefix + key], args=[_LEASE + owner]))
-        except (redis.RedisError, OSError) as exc:
-            self._unavailable(exc)
+        self._client.redis.close()
+        self._client.redis.connection_pool.disconnect()
 
     async def aclose(self) -> None:
         """Close the running loop's async client and the synchronous client."""
-        client = self._async.pop(asyncio.get_running_loop(), None)
+        client = self._async.pop_current()
         if client is not None:
             await client.redis.aclose(close_connection_pool=True)
         self.close()
 
-    # ------------------------------------------------------------ internals
+    # ------------------------------------------------------------ drivers
 
-    def _async_client(self) -> _AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._async.get(loop)
-        if client is None:
-            for stale in [other for other in list(self._async) if other.is_closed()]:
-                self._async.pop(stale, None)
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=self.max_connections,
-                timeout=self.timeout,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1),
-            )
-            client = self._async[loop] = _AsyncClient(redis.asyncio.Redis(connection_pool=pool))
-        return client
+    def _run(self, make_steps: Callable[[], Steps[T]]) -> T:
+        client = self._client
+        try:
+            return drive(make_steps(), lambda step: _result(step, self._send(client, step)))
+        except (redis.RedisError, OSError) as exc:
+            self._unavailable(exc)
+
+    async def _arun(self, make_steps: Callable[[], Steps[T]]) -> T:
+        client = self._async_client()
+
+        async def run(step: Step) -> Any:
+            return _result(step, await self._send(client, step))
+
+        try:
+            return await adrive(make_steps(), run)
+        except (redis.RedisError, OSError) as exc:
+            self._unavailable(exc)
+
+    def _send(self, client: _Client, step: Step) -> Any:
+        """Start one step's command: its reply (sync) or an awaitable of it (async)."""
+        op, key, owner = step
+        name = self.prefix + key
+        lease = _LEASE + owner
+        if op is Op.TAKE:
+            return client.redis.set(name, lease, nx=True, px=self._lease_ms)
+        if op is Op.LOOK:
+            return client.redis.get(name)
+        if op is Op.FINISH:
+            return client.complete(keys=[name], args=[lease, self._retention_ms])
+        if op is Op.FREE:
+            return client.release(keys=[name], args=[lease])
+        if op is Op.EXTEND:
+            return client.renew(keys=[name], args=[lease, self._lease_ms])
+        raise AssertionError(f"Redis has no step {op}")  # PURGE: Redis expires keys itself
+
+    def _async_client(self) -> _Client:
+        return self._async.current(self._new_async_client)[0]
+
+    def _new_async_client(self) -> _Client:
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            self._url,
+            retry=redis.asyncio.retry.Retry(
+                redis.backoff.NoBackoff(), 1, supported_errors=(redis.ConnectionError,)
+            ),
+            **self._pool_options,
+        )
+        return _Client(redis.asyncio.Redis(connection_pool=pool))
 
     def _unavailable(self, exc: BaseException) -> NoReturn:
         raise unavailable(
@@ -244,10 +236,15 @@ class RedisStore(IdempotencyStore):
         ) from exc
 
 
-class _AsyncClient:
-    """A ``redis.asyncio.Redis`` and its registered scripts, for one event loop."""
+def _result(step: Step, reply: Any) -> Any:
+    return _seen(reply) if step[0] is Op.LOOK else bool(reply)
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
-        self.redis = client
+
+class _Client:
+    """A sync or async Redis client and its registered scripts."""
+
+    def __init__(self, client: redis.Redis | redis.asyncio.Redis) -> None:
+        self.redis: Any = client
         self.complete: Any = client.register_script(_COMPLETE)
         self.release: Any = client.register_script(_RELEASE)
+        self.renew: Any = client.register_script(_RENEW)
