@@ -33,7 +33,7 @@ class Worker:
         self.ran: list[WebhookEvent] = []
         self.errors: list[tuple[BaseException, Any]] = []
         self.broken = False
-        self.logged: list[logging.LogRecord] = []
+        self.trace_ids: list[int] = []
         self.offload: CeleryOffload = celery_offload(
             self.app,
             lambda: self.webhooks,
@@ -56,6 +56,9 @@ class Worker:
         logging.getLogger("unit.handler").warning("handling")
         if self.broken:
             raise RuntimeError("handler is broken")
+        from opentelemetry import trace
+
+        self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
         self.ran.append(event)
 
     def take(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -225,6 +228,8 @@ def test_worker_log_records_and_tracing_context(
     with caplog.at_level(logging.WARNING, logger="unit.handler"):
         assert worker.offload.run(message) == "ok"
     assert seen == [message["context"]]
+    # OpenTelemetry's current context in the handler is the receiver's trace.
+    assert worker.trace_ids == [0x0AF7651916CD43DD8448EB211C80319C]
     [record] = [r for r in caplog.records if r.name == "unit.handler"]
     assert record.commet_event_id == json.loads(body)["id"]  # type: ignore[attr-defined]
     assert record.commet_event_type == "payment.received"  # type: ignore[attr-defined]

@@ -263,15 +263,27 @@ def install_log_context() -> None:
 def delivery_scope(webhooks: Any, delivery: OffloadedDelivery) -> Iterator[None]:
     """Around one worker attempt: the event on log records, the receiver's trace restored.
 
-    An observer that defines ``extract_context(context) -> context manager | None`` (the
-    counterpart of ``inject_context``) gets the context the receiver injected, and the
+    With ``commet_webhooks.observability`` installed on the ``Webhooks`` (``instrument``),
+    the W3C context the receiver injected is made current (``continue_trace``). Any other
+    observer that defines ``extract_context(context) -> context manager | None`` (the
+    counterpart of ``inject_context``) also gets the context the receiver injected, and the
     attempt runs inside what it returns (an OpenTelemetry observer attaches the remote
     parent there, so the worker's spans join the receiver's trace).
     """
     token = _CURRENT.set(delivery)
     try:
         with contextlib.ExitStack() as stack:
-            extract = getattr(getattr(webhooks, "observer", None), "extract_context", None)
+            observer = getattr(webhooks, "observer", None)
+            if observer is not None and delivery.context:
+                # commet_webhooks.observability (instrument()): the worker's span joins
+                # the receiver's trace. A no-op without OpenTelemetry.
+                try:
+                    from ..observability import continue_trace
+                except ImportError:
+                    pass
+                else:
+                    stack.enter_context(continue_trace(delivery))
+            extract = getattr(observer, "extract_context", None)
             if extract is not None and delivery.context:
                 try:
                     scope = extract(dict(delivery.context))
