@@ -166,6 +166,18 @@ class Webhooks(Router):
         self._on_error = registered(fn)
         return fn
 
+    def report_error(self, error: BaseException, subject: WebhookEvent | bytes) -> None:
+        """Call ``on_error`` as the pipeline does (task-queue workers, inbox tools).
+
+        Never raises: a reporter that fails is logged. Safe from sync code only; from
+        async code use :meth:`areport_error`.
+        """
+        self._report_sync(ReportOp(error, subject))
+
+    async def areport_error(self, error: BaseException, subject: WebhookEvent | bytes) -> None:
+        """:meth:`report_error` for async code."""
+        await self._report_async(ReportOp(error, subject))
+
     @property
     def idempotency_store(self) -> IdempotencyStore | None:
         return self._store

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import inspect
 import logging
 import os
 import random
@@ -32,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .._concurrency import run_blocking
 from .._offload import Offload, OffloadedDelivery
 from .._responses import Outcome
 from .._wire import iso_time
@@ -203,19 +201,9 @@ def report_dead_letter(webhooks: Any, record: DeadLetter, subject: Any = None) -
         record.attempts,
         record.reason,
     )
-    # ``Webhooks`` has no public way to call its reporter yet: read the registration.
-    reporter = getattr(webhooks, "_on_error", None)
-    fn = getattr(reporter, "fn", None)
-    if fn is None:
-        return
     if subject is None:
         subject = str(record.message.get("body", "")).encode("latin-1", "replace")
-    try:
-        result = fn(DeadLetteredError(record), subject)
-        if inspect.isawaitable(result):
-            run_blocking(result)
-    except Exception:
-        logger.exception("on_error itself raised")
+    webhooks.report_error(DeadLetteredError(record), subject)
 
 
 # ---------------------------------------------------------------- tracing and logs
