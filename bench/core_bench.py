@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ).parse_args(argv)
     print(f"python {sys.version.split()[0]}, best of {ROUNDS} rounds")
     per_event = report(
-        "verify + parse, per event (8 event types, round robin)", per_event_candidates(), 20_000
+        f"verify + parse, per event ({len(EVENT_TYPES)} event types, round robin)", per_event_candidates(), 20_000
     )
     ours = per_event["ours: construct_event (typed)"]
     floor = per_event["floor: hmac + compare_digest + json.loads (untyped)"]

@@ -282,6 +282,7 @@ class Generator:
 
     def generate(self) -> str:
         events = []
+        bodies: dict[str, str] = {}  # data fields -> the first data class that has them
         for wire_name, item in self.contract["webhooks"].items():
             post = item["post"]
             content = post["requestBody"]["content"]["application/json"]
@@ -301,9 +302,20 @@ class Generator:
                 ],
                 doc=f"The ``data`` of ``{wire_name}``.",
             )
+            self._share_fields(data_name, bodies)
             self.order.append(data_name)
             events.append((wire_name, cls, data_name, content.get("example", {})))
         return self.render(events)
+
+    def _share_fields(self, data_name: str, bodies: dict[str, str]) -> None:
+        """Event types with the same data fields: the later class extends the earlier one."""
+        lines = self.structs[data_name]
+        fields = "\n".join(lines[3:])  # after the class line, docstring and blank line
+        earlier = bodies.get(fields)
+        if earlier is None:
+            bodies[fields] = data_name
+            return
+        self.structs[data_name] = [f"class {data_name}({earlier}):", *lines[1:3]]
 
     def render(self, events: list[tuple[str, str, str, dict[str, Any]]]) -> str:
         version = self.contract.get("info", {}).get("version", "")

@@ -102,16 +102,9 @@ class SubscriptionPauseRevokedData(WireStruct):
     status: str
 
 
-class SubscriptionPausedData(TimedWireStruct):
+class SubscriptionPausedData(SubscriptionPauseScheduledData):
     """The ``data`` of ``subscription.paused``."""
 
-    _time_fields = ("effective_at", "resume_at",)
-    subscription_id: str
-    customer_id: str
-    status: str
-    mode: str
-    effective_at: datetime
-    resume_at: datetime | None = None
 
 
 class SubscriptionResumedData(TimedWireStruct):
@@ -150,17 +143,9 @@ class SubscriptionCanceledData(TimedWireStruct):
     external_id: str | None = None
 
 
-class SubscriptionUpdatedData(TimedWireStruct):
+class SubscriptionUpdatedData(SubscriptionCanceledData):
     """The ``data`` of ``subscription.updated``."""
 
-    _time_fields = ("canceled_at", "end_date",)
-    subscription_id: str
-    customer_id: str
-    status: str
-    canceled_at: datetime | None = None
-    cancel_reason: str | None = None
-    end_date: datetime | None = None
-    external_id: str | None = None
 
 
 class PlanRef(WireStruct):
@@ -262,28 +247,14 @@ class TrialConvertedData(WireStruct):
     plan_name: str
 
 
-class TrialExpiredData(TimedWireStruct):
+class TrialExpiredData(TrialStartedData):
     """The ``data`` of ``trial.expired``."""
 
-    _time_fields = ("trial_ends_at",)
-    subscription_id: str
-    customer_id: str
-    status: str
-    plan_id: str
-    plan_name: str
-    trial_ends_at: datetime
 
 
-class TrialWillEndData(TimedWireStruct):
+class TrialWillEndData(TrialStartedData):
     """The ``data`` of ``trial.will_end``."""
 
-    _time_fields = ("trial_ends_at",)
-    subscription_id: str
-    customer_id: str
-    status: str
-    plan_id: str
-    plan_name: str
-    trial_ends_at: datetime
 
 
 class TrialCheckoutReadyData(WireStruct):
@@ -470,15 +441,9 @@ class PaymentLinkFailedData(WireStruct):
     sub_payment_method: str | None = None
 
 
-class PaymentLinkCanceledData(WireStruct):
+class PaymentLinkCanceledData(PaymentLinkCreatedData):
     """The ``data`` of ``payment_link.canceled``."""
 
-    payment_id: str
-    status: str
-    amount: int | float
-    currency: str
-    description: str
-    customer_id: str | None = None
 
 
 class InvoiceCreatedData(TimedWireStruct):
@@ -517,22 +482,9 @@ class InvoiceVoidedData(TimedWireStruct):
     subscription_id: str | None = None
 
 
-class InvoiceOverdueData(TimedWireStruct):
+class InvoiceOverdueData(InvoiceVoidedData):
     """The ``data`` of ``invoice.overdue``."""
 
-    _time_fields = ("period_start", "period_end", "issue_date", "due_date",)
-    invoice_id: str
-    invoice_number: str
-    invoice_status: str
-    period_start: datetime
-    period_end: datetime
-    issue_date: datetime
-    due_date: datetime
-    currency: str
-    subtotal: int | float
-    total: int | float
-    customer_id: str
-    subscription_id: str | None = None
 
 
 class InvoiceUpcomingData(TimedWireStruct):
@@ -588,20 +540,9 @@ class CustomerCreatedData(TimedWireStruct):
     metadata: dict[str, Any] | None = None
 
 
-class CustomerUpdatedData(TimedWireStruct):
+class CustomerUpdatedData(CustomerCreatedData):
     """The ``data`` of ``customer.updated``."""
 
-    _time_fields = ("created_at", "updated_at",)
-    id: str
-    email: str
-    created_at: datetime
-    updated_at: datetime
-    external_id: str | None = None
-    full_name: str | None = None
-    tax_document: str | None = None
-    document_type: str | None = None
-    timezone: str | None = None
-    metadata: dict[str, Any] | None = None
 
 
 class Period(TimedWireStruct):
@@ -734,73 +675,19 @@ class PlanGrantCreatedData(TimedWireStruct):
     revoked_at: datetime | None = None
 
 
-class PlanGrantUpdatedData(TimedWireStruct):
+class PlanGrantUpdatedData(PlanGrantCreatedData):
     """The ``data`` of ``plan_grant.updated``."""
 
-    _time_fields = ("starts_at", "expires_at", "revoked_at", "created_at", "updated_at",)
-    id: str
-    customer_id: str
-    subscription_id: str
-    base_plan_id: str
-    target_plan_id: str
-    target_plan_release_id: str
-    status: str
-    duration: str
-    starts_at: datetime
-    reason: str
-    source: str
-    created_at: datetime
-    updated_at: datetime
-    events: list[PlanGrantTimelineEvent]
-    duration_cycles: int | None = None
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
 
 
-class PlanGrantExpiredData(TimedWireStruct):
+class PlanGrantExpiredData(PlanGrantCreatedData):
     """The ``data`` of ``plan_grant.expired``."""
 
-    _time_fields = ("starts_at", "expires_at", "revoked_at", "created_at", "updated_at",)
-    id: str
-    customer_id: str
-    subscription_id: str
-    base_plan_id: str
-    target_plan_id: str
-    target_plan_release_id: str
-    status: str
-    duration: str
-    starts_at: datetime
-    reason: str
-    source: str
-    created_at: datetime
-    updated_at: datetime
-    events: list[PlanGrantTimelineEvent]
-    duration_cycles: int | None = None
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
 
 
-class PlanGrantRevokedData(TimedWireStruct):
+class PlanGrantRevokedData(PlanGrantCreatedData):
     """The ``data`` of ``plan_grant.revoked``."""
 
-    _time_fields = ("starts_at", "expires_at", "revoked_at", "created_at", "updated_at",)
-    id: str
-    customer_id: str
-    subscription_id: str
-    base_plan_id: str
-    target_plan_id: str
-    target_plan_release_id: str
-    status: str
-    duration: str
-    starts_at: datetime
-    reason: str
-    source: str
-    created_at: datetime
-    updated_at: datetime
-    events: list[PlanGrantTimelineEvent]
-    duration_cycles: int | None = None
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
 
 
 class CreditsGrantedData(WireStruct):

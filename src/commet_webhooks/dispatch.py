@@ -166,6 +166,18 @@ class Webhooks(Router):
         self._on_error = registered(fn)
         return fn
 
+    def report_error(self, error: BaseException, subject: WebhookEvent | bytes) -> None:
+        """Call ``on_error`` as the pipeline does (task-queue workers, inbox tools).
+
+        Never raises: a reporter that fails is logged. Safe from sync code only; from
+        async code use :meth:`areport_error`.
+        """
+        self._report_sync(ReportOp(error, subject))
+
+    async def areport_error(self, error: BaseException, subject: WebhookEvent | bytes) -> None:
+        """:meth:`report_error` for async code."""
+        await self._report_async(ReportOp(error, subject))
+
     @property
     def idempotency_store(self) -> IdempotencyStore | None:
         return self._store
@@ -195,17 +207,39 @@ class Webhooks(Router):
             )
         return self._handle_sync(body, headers, offload=self._offload is not None)
 
-    async def ahandle_offloaded(self, delivery: OffloadedDelivery) -> WebhookResponse:
+    async def ahandle_offloaded(
+        self, delivery: OffloadedDelivery, *, check_tolerance: bool = True
+    ) -> WebhookResponse:
         """Run a delivery a task queue carried (see ``offload=``): verify again, then handle.
 
         The answer's ``outcome`` tells the worker what to do: ``handler_error``,
         ``busy`` and ``store_unavailable`` are worth a retry; the rest are final.
+        ``check_tolerance=False`` skips the timestamp-age check (replays of stored
+        events are old by design); the signature is always checked.
         """
-        return await self._handle_async(delivery.body, delivery.headers(), offload=False)
+        return await self._handle_async(
+            delivery.body, delivery.headers(), offload=False, fresh=check_tolerance
+        )
 
-    def handle_offloaded(self, delivery: OffloadedDelivery) -> WebhookResponse:
+    def handle_offloaded(
+        self, delivery: OffloadedDelivery, *, check_tolerance: bool = True
+    ) -> WebhookResponse:
         """:meth:`ahandle_offloaded` for synchronous workers."""
-        return self._handle_sync(delivery.body, delivery.headers(), offload=False)
+        return self._handle_sync(
+            delivery.body, delivery.headers(), offload=False, fresh=check_tolerance
+        )
+
+    def replay(self, target: Any, *, force: bool = False, dry_run: bool = False) -> Any:
+        """Run events kept by an inbox store again (see ``commet_webhooks.inbox.replay``)."""
+        from .inbox import replay
+
+        return replay(self, target, force=force, dry_run=dry_run)
+
+    async def areplay(self, target: Any, *, force: bool = False, dry_run: bool = False) -> Any:
+        """:meth:`replay` for async code."""
+        from .inbox import areplay
+
+        return await areplay(self, target, force=force, dry_run=dry_run)
 
     def preflight(
         self, method: str, content_length: str | int | None = None
@@ -279,8 +313,11 @@ class Webhooks(Router):
     def _begin(self, headers: Mapping[str, str]) -> Any:
         return None if self.observer is None else _quietly(self.observer.delivery_started, headers)
 
-    def _admit(self, body: Any, headers: Mapping[str, str], token: Any, started: float) -> Any:
-        admission = admit(body, headers, self._keys, self.max_body_bytes, self.tolerance)
+    def _admit(
+        self, body: Any, headers: Mapping[str, str], token: Any, started: float, fresh: bool
+    ) -> Any:
+        tolerance = self.tolerance if fresh else None
+        admission = admit(body, headers, self._keys, self.max_body_bytes, tolerance)
         if self.observer is not None:
             _quietly(self.observer.admitted, token, admission, time.monotonic() - started)
         return admission
@@ -373,11 +410,11 @@ class Webhooks(Router):
     # ------------------------------------------------------------ async driver
 
     async def _handle_async(
-        self, body: Any, headers: Mapping[str, str], *, offload: bool
+        self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
         started = time.monotonic()
         token = self._begin(headers)
-        admission = self._admit(body, headers, token, started)
+        admission = self._admit(body, headers, token, started, fresh)
         if not isinstance(admission, Admitted):
             if admission.error is not None:
                 await self._report_async(ReportOp(admission.error, admission.body))
@@ -512,11 +549,11 @@ class Webhooks(Router):
     # ------------------------------------------------------------ sync driver
 
     def _handle_sync(
-        self, body: Any, headers: Mapping[str, str], *, offload: bool
+        self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
         started = time.monotonic()
         token = self._begin(headers)
-        admission = self._admit(body, headers, token, started)
+        admission = self._admit(body, headers, token, started, fresh)
         if not isinstance(admission, Admitted):
             if admission.error is not None:
                 self._report_sync(ReportOp(admission.error, admission.body))

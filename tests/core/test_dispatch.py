@@ -581,7 +581,15 @@ async def test_logs_never_contain_secret_or_body(caplog: pytest.LogCaptureFixtur
 
 
 async def test_lease_lost_during_handlers_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    store = MemoryStore(lease_seconds=0.05)
+    """A store that cannot renew (written against the earlier protocol) still warns.
+
+    Bundled stores renew while handlers run (tests/stores/test_renewal.py).
+    """
+
+    class WithoutRenewal(MemoryStore):
+        renew = None  # type: ignore[assignment]
+
+    store = WithoutRenewal(lease_seconds=0.05)
     body, headers = request()
     event_id = json.loads(body)["id"]
     taken_over = asyncio.Event()

@@ -125,7 +125,7 @@ async def test_black_hole_under_the_dispatcher_is_a_503(
         if entry == "handle":
             response = await webhooks.handle(body, headers)
         else:
-            response = webhooks.handle_sync(body, headers)
+            response = await asyncio.to_thread(webhooks.handle_sync, body, headers)
         return response.status, json.loads(response.body)
 
     async def deliver_or_raise() -> tuple[int, Any]:
@@ -139,7 +139,7 @@ async def test_black_hole_under_the_dispatcher_is_a_503(
         if entry == "handle":
             await webhooks.handle(*signed_request(warm, secret))
         else:
-            webhooks.handle_sync(*signed_request(warm, secret))
+            await asyncio.to_thread(webhooks.handle_sync, *signed_request(warm, secret))
         proxy.black_hole()
         elapsed, (status, _) = await timed(deliver)
         assert status == 503
@@ -244,3 +244,23 @@ def test_sqlite_busy_timeout_bounds_the_whole_call(
         # Before: the second thread waited busy_timeout for the first, then as long again.
         assert elapsed < busy * 1.75
     assert store.claim("evt_0", "a") is Claim.CLAIMED
+
+
+def test_postgres_sessions_carry_the_timeouts_and_keep_the_dsns_options(
+    make_spec: Callable[[str], StoreSpec], build: Callable[..., IdempotencyStore]
+) -> None:
+    spec = make_spec("postgres")
+    target = f"{POSTGRES_DSN}?options=-csynchronous_commit%3Doff&application_name=keys"
+    store: Any = build(spec.at(target), timeout=2.5)
+    assert store.claim("evt_settings", "a") is Claim.CLAIMED
+    with store._sync_pool().connection() as conn:  # a connection the store uses
+        settings = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]
+            for name in ("statement_timeout", "lock_timeout", "synchronous_commit")
+        }
+        assert conn.info.get_parameters()["application_name"] == "keys"
+    assert settings == {
+        "statement_timeout": "2s",  # 80% of timeout
+        "lock_timeout": "2s",
+        "synchronous_commit": "off",  # the DSN's own options are kept
+    }

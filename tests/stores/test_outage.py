@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -58,7 +59,7 @@ class Receiver:
         if self.entry == "handle":
             response = await self.webhooks.handle(body, headers)
         else:
-            response = self.webhooks.handle_sync(body, headers)
+            response = await asyncio.to_thread(self.webhooks.handle_sync, body, headers)
         return response.status, json.loads(response.body)
 
 

@@ -40,6 +40,7 @@ from ._common import (
     require_secrets,
     warn,
 )
+from ._inbox import inbox_app
 from ._platform import (
     ChaosOption,
     DeliveryTimeoutOption,
@@ -98,6 +99,10 @@ class _Group(TyperGroup):
         return _flags_read_as_flags(super().get_params(ctx))
 
 
+for _inbox_command in inbox_app.registered_commands:
+    _inbox_command.cls = _Command
+
+
 app = typer.Typer(
     name="commet-webhooks",
     help=(
@@ -111,6 +116,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(inbox_app, name="inbox", cls=_Group)
 
 SecretOption = Annotated[
     Optional[str],  # noqa: UP045 - Typer reads the annotation at run time

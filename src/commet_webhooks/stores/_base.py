@@ -39,6 +39,7 @@ __all__ = [
     "ForkGuard",
     "IdempotencyStore",
     "Op",
+    "PerLoop",
     "SteppedStore",
     "Steps",
     "Watchdog",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 logger = logging.getLogger("commet_webhooks.stores")
 
@@ -304,7 +306,28 @@ class PurgeClock:
         self._next = time.monotonic() + self.interval
 
 
-# ---------------------------------------------------------------- fork and deadlines
+# ---------------------------------------------------------------- fork, loops and deadlines
+
+
+class PerLoop(dict[asyncio.AbstractEventLoop, C]):
+    """Async clients by event loop: they belong to the loop that opened them."""
+
+    def current(self, make: Callable[[], C]) -> tuple[C, bool]:
+        """The running loop's client (made by ``make`` if new) and whether it is new.
+
+        Clients of loops closed meanwhile are dropped (they cannot be closed any more).
+        """
+        loop = asyncio.get_running_loop()
+        client = self.get(loop)
+        if client is not None:
+            return client, False
+        for stale in [other for other in self if other.is_closed()]:
+            del self[stale]
+        client = self[loop] = make()
+        return client, True
+
+    def pop_current(self) -> C | None:
+        return self.pop(asyncio.get_running_loop(), None)
 
 
 class ForkGuard:

@@ -5,7 +5,7 @@ One row per event key in a table created on first use (or ahead of time with
 expired`` statement, so two workers can never both own a key, and a lease or
 retention that has run out is taken over by the next claim. Times come from the
 database server's clock, so workers on machines with skewed clocks still agree.
-Completing and releasing match the owner token in their ``WHERE`` clause.
+Completing, releasing and renewing match the owner token in their ``WHERE`` clause.
 
 Requires psycopg 3 and psycopg_pool (``pip install commet-webhooks[postgres]``). The
 synchronous methods use a ``psycopg_pool.ConnectionPool`` and the async methods an
@@ -21,7 +21,6 @@ time (a black-holed link) the connection is cut on the client side and discarded
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import math
@@ -48,6 +47,7 @@ from ._base import (
     WATCHDOG,
     ForkGuard,
     Op,
+    PerLoop,
     Step,
     Steps,
     T,
@@ -163,7 +163,7 @@ class PostgresStore(SqlStore):
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         # psycopg.AsyncConnections belong to the loop that opened them.
-        self._apools: dict[asyncio.AbstractEventLoop, psycopg_pool.AsyncConnectionPool[Any]] = {}
+        self._apools: PerLoop[psycopg_pool.AsyncConnectionPool[Any]] = PerLoop()
         self._fork = ForkGuard()
 
     def __repr__(self) -> str:
@@ -189,7 +189,7 @@ class PostgresStore(SqlStore):
     async def aclose(self) -> None:
         """Close the running loop's async pool and the synchronous one."""
         self._forget_parent()
-        pool = self._apools.pop(asyncio.get_running_loop(), None)
+        pool = self._apools.pop_current()
         if pool is not None:
             await pool.close(timeout=self.timeout)
         await in_store_thread(self.close)
@@ -261,7 +261,7 @@ class PostgresStore(SqlStore):
     def _forget_parent(self) -> None:
         """After fork(): leave the parent's pools alone and start afresh."""
         if self._fork.forked(lambda: self._pool, lambda: self._apools):
-            self._pool, self._apools = None, {}
+            self._pool, self._apools = None, PerLoop()
             self._lock = threading.Lock()
 
     def _pool_options(self) -> dict[str, Any]:
@@ -289,13 +289,10 @@ class PostgresStore(SqlStore):
 
     async def _async_pool(self) -> psycopg_pool.AsyncConnectionPool[Any]:
         self._forget_parent()
-        loop = asyncio.get_running_loop()
-        pool = self._apools.get(loop)
-        if pool is None:
-            for stale in [other for other in list(self._apools) if other.is_closed()]:
-                self._apools.pop(stale, None)
-            pool = psycopg_pool.AsyncConnectionPool(self._dsn, **self._pool_options())
-            self._apools[loop] = pool
+        pool, new = self._apools.current(
+            lambda: psycopg_pool.AsyncConnectionPool(self._dsn, **self._pool_options())
+        )
+        if new:
             await pool.open()
         return pool
 

@@ -3,8 +3,8 @@
 One Redis key per event key. A claim is a single atomic ``SET key "L:<owner>" NX PX
 lease``: it succeeds only when the key is absent, and Redis deletes the key when the
 lease runs out, so a crashed worker's claim frees itself and the next delivery takes
-it over. Completing and releasing run as Lua scripts that first check the owner, so
-a worker whose lease was taken over can no longer touch the key. A done key holds
+it over. Completing, releasing and renewing run as Lua scripts that first check the
+owner, so a worker whose lease was taken over can no longer touch the key. A done key holds
 ``"D"`` and expires after ``retention_seconds``.
 
 Requires ``redis`` (``pip install commet-webhooks[redis]``). The synchronous methods
@@ -14,7 +14,6 @@ event loop), so ``Webhooks.handle`` never blocks its loop on Redis.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -36,6 +35,7 @@ from ._base import (
     DEFAULT_RETENTION_SECONDS,
     Claim,
     Op,
+    PerLoop,
     Step,
     SteppedStore,
     Steps,
@@ -160,7 +160,7 @@ class RedisStore(SteppedStore):
             )
         )
         # redis.asyncio connections belong to the loop that opened them.
-        self._async: dict[asyncio.AbstractEventLoop, _Client] = {}
+        self._async: PerLoop[_Client] = PerLoop()
 
     def __repr__(self) -> str:
         return (
@@ -175,7 +175,7 @@ class RedisStore(SteppedStore):
 
     async def aclose(self) -> None:
         """Close the running loop's async client and the synchronous client."""
-        client = self._async.pop(asyncio.get_running_loop(), None)
+        client = self._async.pop_current()
         if client is not None:
             await client.redis.aclose(close_connection_pool=True)
         self.close()
@@ -218,20 +218,17 @@ class RedisStore(SteppedStore):
         raise AssertionError(f"Redis has no step {op}")  # PURGE: Redis expires keys itself
 
     def _async_client(self) -> _Client:
-        loop = asyncio.get_running_loop()
-        client = self._async.get(loop)
-        if client is None:
-            for stale in [other for other in list(self._async) if other.is_closed()]:
-                self._async.pop(stale, None)
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self._url,
-                retry=redis.asyncio.retry.Retry(
-                    redis.backoff.NoBackoff(), 1, supported_errors=(redis.ConnectionError,)
-                ),
-                **self._pool_options,
-            )
-            client = self._async[loop] = _Client(redis.asyncio.Redis(connection_pool=pool))
-        return client
+        return self._async.current(self._new_async_client)[0]
+
+    def _new_async_client(self) -> _Client:
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            self._url,
+            retry=redis.asyncio.retry.Retry(
+                redis.backoff.NoBackoff(), 1, supported_errors=(redis.ConnectionError,)
+            ),
+            **self._pool_options,
+        )
+        return _Client(redis.asyncio.Redis(connection_pool=pool))
 
     def _unavailable(self, exc: BaseException) -> NoReturn:
         raise unavailable(
