@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from commet_webhooks import Webhooks
@@ -107,6 +108,15 @@ def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     db = tmp_path_factory.mktemp("emulator") / "state.db"
     with serve_asgi(create_app(db_path=str(db), api_key=API_KEY), lifespan="on") as url:
+        # The snippets ask about user_123: a customer with a paid Pro subscription.
+        with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=30) as http:
+            http.post(
+                "/api/v1/customers", json={"externalId": "user_123", "email": "u@example.com"}
+            ).raise_for_status()
+            sub = http.post(
+                "/api/v1/subscriptions", json={"customerId": "user_123", "planId": "plan_pro"}
+            ).json()["data"]
+            http.post(f"/api/emulator/subscriptions/{sub['id']}/pay").raise_for_status()
         yield url
 
 
