@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Union, runtime_checkable
 
 from . import _responses as answers
-from ._admission import Admitted
+from ._admission import Admitted, Rejected
 from ._envelope import WebhookEvent
 from ._responses import Outcome, WebhookResponse
 from ._router import Registered
@@ -31,10 +31,13 @@ __all__ = [
     "EventRecorder",
     "Flow",
     "Op",
+    "PublishOp",
     "ReleaseOp",
     "ReportOp",
     "RunOp",
+    "offloaded",
     "process",
+    "rejected",
 ]
 
 logger = logging.getLogger("commet_webhooks")
@@ -103,7 +106,14 @@ class ReportOp:
     subject: WebhookEvent | bytes
 
 
-Op = Union[ClaimOp, CompleteOp, ReleaseOp, RunOp, ReportOp]  # noqa: UP007
+@dataclass(frozen=True, slots=True)
+class PublishOp:
+    """Hand the delivery to the task queue (``offload=``); raises when not accepted."""
+
+    admitted: Admitted
+
+
+Op = Union[ClaimOp, CompleteOp, ReleaseOp, RunOp, ReportOp, PublishOp]  # noqa: UP007
 Flow = Generator[Op, Any, WebhookResponse]
 HandlerErrors = list[tuple[Registered, BaseException]]
 
@@ -189,6 +199,25 @@ def process(
                 logger.warning("lease on %s expired before its handlers finished", key)
     logger.debug("handled webhook %s (%s)", event.id or key, event.event)
     return answers.OK.with_event(event)
+
+
+def rejected(rejection: Rejected) -> Flow:
+    """A delivery refused at admission: report why (if it was authentic), then answer."""
+    if rejection.error is not None:
+        yield ReportOp(rejection.error, rejection.body)
+    return rejection.response
+
+
+def offloaded(admitted: Admitted) -> Flow:
+    """Publish to the task queue: 200 queued once accepted, else 503 so Commet retries."""
+    event = admitted.event
+    try:
+        yield PublishOp(admitted)
+    except Exception as exc:
+        logger.error("could not queue %s %s: %s", event.event, event.id or "", type(exc).__name__)
+        yield ReportOp(exc, event)
+        return answers.OFFLOAD_UNAVAILABLE.with_event(event)
+    return answers.QUEUED.with_event(event)
 
 
 def _release(key: str, owner: str, error: str = "") -> Generator[Op, Any, None]:

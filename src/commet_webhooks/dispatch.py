@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import _responses as answers
-from ._admission import Admitted, admit
+from ._admission import Admitted, Rejected, admit
 from ._concurrency import gather_settled, loop_running_here, run_blocking
 from ._envelope import WebhookEvent
 from ._lease import AsyncLeaseKeeper, LeaseRenewer, renewal_interval
@@ -43,11 +43,14 @@ from ._pipeline import (
     Flow,
     HandlerErrors,
     Op,
+    PublishOp,
     ReleaseOp,
     ReportOp,
     RunOp,
 )
+from ._pipeline import offloaded as _offloaded
 from ._pipeline import process as _process
+from ._pipeline import rejected as _rejected
 from ._responses import Outcome, WebhookResponse
 from ._router import Handler, Registered, Router, check_keywords, registered
 from ._signing import SecretKeys
@@ -265,14 +268,19 @@ class Webhooks(Router):
 
     # ------------------------------------------------------------ shared by both drivers
 
-    def _flow(self, admitted: Admitted) -> Flow | None:
-        """The pipeline for this delivery, or None when there is nothing to do."""
+    def _flow(self, admission: Admitted | Rejected, offload: bool) -> Flow | WebhookResponse:
+        """The pipeline for this delivery, or the answer itself when there is nothing to do."""
+        if not isinstance(admission, Admitted):
+            return admission.response if admission.error is None else _rejected(admission)
+        if offload:
+            return _offloaded(admission)
+        admitted = admission
         if admitted.schema_error is not None:
             handlers = self.catch_all()  # never a typed handler with half an object
         else:
             handlers = self.plan_for(admitted.event.event)
         if not handlers and self._store is None and admitted.schema_error is None:
-            return None
+            return answers.OK.with_event(admitted.event)
         return _process(
             admitted,
             handlers,
@@ -280,14 +288,14 @@ class Webhooks(Router):
             retry_on_handler_error=self.retry_on_handler_error,
         )
 
-    def _offloaded(self, admitted: Admitted, context: dict[str, str]) -> OffloadedDelivery:
+    def _offloaded(self, admitted: Admitted, token: Any) -> OffloadedDelivery:
         return OffloadedDelivery(
             body=admitted.body,
             signature=admitted.signature,
             event_id=admitted.event.id,
             event_type=admitted.event.event,
             received_at=iso_time(datetime.now(timezone.utc)),
-            context=context,
+            context=self._context(token),
         )
 
     def _finished(
@@ -414,18 +422,11 @@ class Webhooks(Router):
     ) -> WebhookResponse:
         started = time.monotonic()
         token = self._begin(headers)
-        admission = self._admit(body, headers, token, started, fresh)
-        if not isinstance(admission, Admitted):
-            if admission.error is not None:
-                await self._report_async(ReportOp(admission.error, admission.body))
-            return self._finished(admission.response, started, token)
-        if offload:
-            return self._finished(await self._publish_async(admission, token), started, token)
-        flow = self._flow(admission)
-        if flow is None:
-            return self._finished(answers.OK.with_event(admission.event), started, token)
-        op = next(flow)
+        flow = self._flow(self._admit(body, headers, token, started, fresh), offload)
+        if isinstance(flow, WebhookResponse):
+            return self._finished(flow, started, token)
         try:
+            op = next(flow)
             while True:
                 try:
                     result = await self._execute_async(op, token)
@@ -436,18 +437,12 @@ class Webhooks(Router):
         except StopIteration as stop:
             return self._finished(stop.value, started, token)
 
-    async def _publish_async(self, admitted: Admitted, token: Any) -> WebhookResponse:
-        assert self._offload is not None
-        try:
-            await self._offload.apublish(self._offloaded(admitted, self._context(token)))
-        except Exception as exc:
-            await self._report_async(ReportOp(exc, admitted.event))
-            return _offload_failed(admitted, exc)
-        return answers.QUEUED.with_event(admitted.event)
-
     async def _execute_async(self, op: Op, token: Any) -> Any:
         if isinstance(op, RunOp):
             return await self._run_async(op, token)
+        if isinstance(op, PublishOp):
+            assert self._offload is not None
+            return await self._offload.apublish(self._offloaded(op.admitted, token))
         if isinstance(op, ReportOp):
             await self._report_async(op)
             return None
@@ -553,18 +548,11 @@ class Webhooks(Router):
     ) -> WebhookResponse:
         started = time.monotonic()
         token = self._begin(headers)
-        admission = self._admit(body, headers, token, started, fresh)
-        if not isinstance(admission, Admitted):
-            if admission.error is not None:
-                self._report_sync(ReportOp(admission.error, admission.body))
-            return self._finished(admission.response, started, token)
-        if offload:
-            return self._finished(self._publish_sync(admission, token), started, token)
-        flow = self._flow(admission)
-        if flow is None:
-            return self._finished(answers.OK.with_event(admission.event), started, token)
-        op = next(flow)
+        flow = self._flow(self._admit(body, headers, token, started, fresh), offload)
+        if isinstance(flow, WebhookResponse):
+            return self._finished(flow, started, token)
         try:
+            op = next(flow)
             while True:
                 try:
                     result = self._execute_sync(op, token)
@@ -575,18 +563,12 @@ class Webhooks(Router):
         except StopIteration as stop:
             return self._finished(stop.value, started, token)
 
-    def _publish_sync(self, admitted: Admitted, token: Any) -> WebhookResponse:
-        assert self._offload is not None
-        try:
-            self._offload.publish(self._offloaded(admitted, self._context(token)))
-        except Exception as exc:
-            self._report_sync(ReportOp(exc, admitted.event))
-            return _offload_failed(admitted, exc)
-        return answers.QUEUED.with_event(admitted.event)
-
     def _execute_sync(self, op: Op, token: Any) -> Any:
         if isinstance(op, RunOp):
             return self._run_sync(op, token)
+        if isinstance(op, PublishOp):
+            assert self._offload is not None
+            return self._offload.publish(self._offloaded(op.admitted, token))
         if isinstance(op, ReportOp):
             self._report_sync(op)
             return None
@@ -656,13 +638,6 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
     except Exception:
         logger.exception("observer hook %s raised", getattr(fn, "__qualname__", fn))
         return None
-
-
-def _offload_failed(admitted: Admitted, exc: Exception) -> WebhookResponse:
-    """503: the broker did not accept the delivery, so Commet must retry it."""
-    event = admitted.event
-    logger.error("could not queue %s %s: %s", event.event, event.id or "", type(exc).__name__)
-    return answers.OFFLOAD_UNAVAILABLE.with_event(event)
 
 
 def _store_error(exc: Exception) -> StoreUnavailableError:
