@@ -36,9 +36,6 @@ _CHUNK = 65_536
 
 logger = logging.getLogger("commet_webhooks")
 
-_UNREADABLE = answers.UNREADABLE
-_REPEATED_SIGNATURE = answers.INVALID_SIGNATURE
-"""More than one signature header: refused with the core's 403, whatever the server kept."""
 
 BlockingRead = Callable[[int], bytes]
 """``read(n)``: up to ``n`` bytes, ``b""`` at the end."""
@@ -81,7 +78,7 @@ async def receive_async(
 
 def _unreadable(exc: Exception) -> WebhookResponse:
     logger.warning("rejected webhook: unreadable body (%s)", type(exc).__name__)
-    return _UNREADABLE
+    return answers.UNREADABLE
 
 
 def repeated_signature() -> WebhookResponse:
@@ -92,7 +89,7 @@ def repeated_signature() -> WebhookResponse:
     adapter detects the repetition and refuses it the same way, before verification.
     """
     logger.warning("rejected webhook: more than one %s header", SIGNATURE_HEADER)
-    return _REPEATED_SIGNATURE
+    return answers.INVALID_SIGNATURE  # the core's 403, whatever the server kept
 
 
 def signature_repeated(value: str | None) -> bool:

@@ -26,7 +26,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
-_DISCONNECTED = answers.DISCONNECTED
 _SIGNATURE = b"x-commet-signature"
 _CONTENT_LENGTH = b"content-length"
 
@@ -77,7 +76,7 @@ class WebhookApp:
         try:
             body = await _read_body(receive, webhooks.max_body_bytes)
         except _Disconnected:
-            return _DISCONNECTED
+            return answers.DISCONNECTED
         if body is None:
             return webhooks.too_large()
         return await webhooks.handle(body, ScopeHeaders(raw))
@@ -169,7 +168,6 @@ async def send_response(send: Send, response: WebhookResponse) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-_TOO_LARGE = answers.TOO_LARGE
 
 
 class BodyLimit:
@@ -215,14 +213,14 @@ class BodyLimit:
         limit = self.max_body_bytes
         for name, value in scope["headers"]:
             if name == _CONTENT_LENGTH and value.isdigit() and int(value) > limit:
-                await send_response(send, _TOO_LARGE)
+                await send_response(send, answers.TOO_LARGE)
                 return
         try:
             body = await _read_body(receive, limit)
         except _Disconnected:
             return  # the client left mid-body: nobody to answer
         if body is None:
-            await send_response(send, _TOO_LARGE)
+            await send_response(send, answers.TOO_LARGE)
             return
         delivered = False
 
