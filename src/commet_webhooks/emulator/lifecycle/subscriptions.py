@@ -13,9 +13,7 @@ from typing import Any
 from ..._wire import iso_time, new_id
 from ..errors import ApiError, validation_error
 from ..plans import Plan
-from ..storage.billing import (
-    Subscription,
-)
+from ..storage.billing import Invoice, Subscription
 from ..storage.times import from_iso
 from .base import (
     BILLABLE,
@@ -93,10 +91,7 @@ class SubscriptionSteps(LifecycleBase):
                 self.emit(
                     "checkout.ready",
                     **ids,
-                    invoice_id=invoice.id,
-                    invoice_number=invoice.number,
-                    invoice_total=invoice.total,
-                    invoice_currency=invoice.currency,
+                    **_invoice_ref(invoice),
                     checkout_url=checkout,
                 )
             outcome.subscription = sub
@@ -148,24 +143,24 @@ class SubscriptionSteps(LifecycleBase):
                 current_period_start=iso_time(start),
                 current_period_end=iso_time(end),
             )
-            self.emit(
-                "subscription.activated",
-                **ids,
-                status="active",
-                current_period_start=sub.current_period_start,
-                current_period_end=sub.current_period_end,
-                name=sub.name,
-                invoice_id=invoice.id,
-                invoice_number=invoice.number,
-                invoice_total=invoice.total,
-                invoice_currency=invoice.currency,
-                provider="stripe",
-            )
+            self.emit("subscription.activated", **self._now_active(sub, invoice))
             self.emit("payment_method.attached", **ids, payment_method="card")
             self._state_changed(sub, sub.customer_id, "subscription_activated")
             sub = self._start_period(sub)
             outcome.subscription = sub
         return outcome
+
+    def _now_active(self, sub: Subscription, invoice: Invoice) -> dict[str, Any]:
+        """The data of ``subscription.activated`` and ``.reactivated``: paid, active, period."""
+        return {
+            **self._sub_ids(sub),
+            "status": "active",
+            "current_period_start": sub.current_period_start,
+            "current_period_end": sub.current_period_end,
+            "name": sub.name,
+            **_invoice_ref(invoice),
+            "provider": "stripe",
+        }
 
     def _start_period(self, sub: Subscription) -> Subscription:
         """A new period: usage and once-per-period notices reset; plan credits or balance
@@ -479,19 +474,7 @@ class SubscriptionSteps(LifecycleBase):
                 current_period_end=iso_time(end),
                 dunning_attempt=0,
             )
-            self.emit(
-                "subscription.reactivated",
-                **self._sub_ids(sub),
-                status="active",
-                current_period_start=sub.current_period_start,
-                current_period_end=sub.current_period_end,
-                name=sub.name,
-                invoice_id=invoice.id,
-                invoice_number=invoice.number,
-                invoice_total=invoice.total,
-                invoice_currency=invoice.currency,
-                provider="stripe",
-            )
+            self.emit("subscription.reactivated", **self._now_active(sub, invoice))
             self._state_changed(sub, sub.customer_id, "subscription_reactivated")
             outcome.subscription = self._start_period(sub)
         return outcome
@@ -732,3 +715,13 @@ class SubscriptionSteps(LifecycleBase):
             self._updated(sub)
             outcome.subscription = sub
         return outcome
+
+
+def _invoice_ref(invoice: Invoice) -> dict[str, Any]:
+    """The invoice fields events that settle or offer an invoice carry."""
+    return {
+        "invoice_id": invoice.id,
+        "invoice_number": invoice.number,
+        "invoice_total": invoice.total,
+        "invoice_currency": invoice.currency,
+    }
