@@ -58,7 +58,6 @@ except ImportError as exc:  # an optional extra is not installed
     raise missing_extra("commet_webhooks.celery", "celery", exc) from exc
 
 from ._offload import OffloadedDelivery
-from ._responses import Outcome
 from .offload import (
     DEAD_OUTCOMES,
     DONE_OUTCOMES,
@@ -68,8 +67,10 @@ from .offload import (
     backoff,
     delivery_scope,
     install_log_context,
+    parse_message,
     report_dead_letter,
     resolve_webhooks,
+    run_delivery,
 )
 
 __all__ = [
@@ -391,25 +392,12 @@ class CeleryOffload:
     def run(self, message: dict[str, Any], *, attempt: int = 0) -> str:
         """One attempt at a delivery (the task's body); returns what became of it."""
         webhooks = self._webhooks()
-        try:
-            delivery = OffloadedDelivery.from_message(message)
-        except ValueError as exc:
-            raw = message if isinstance(message, dict) else {"raw": repr(message)}
-            self._give_up(webhooks, DeadLetter(raw, f"malformed message: {exc}", attempt + 1))
+        delivery = parse_message(message, attempt)
+        if isinstance(delivery, DeadLetter):
+            self._give_up(webhooks, delivery)
             return "dead_letter"
         with delivery_scope(webhooks, delivery):
-            subject: Any = None
-            outcome: Outcome
-            try:
-                # The receiver checked the timestamp at the door; a retry minutes later
-                # must not fail on the age of the event.
-                response = webhooks.handle_offloaded(delivery, check_tolerance=False)
-                outcome, subject = response.outcome, response.event
-            except Exception:
-                # handle_offloaded answers every input; this is a bug or a crash in an
-                # on_error reporter. Never lose the delivery over it: retry.
-                logger.exception("handling %s failed", delivery.event_id or delivery.event_type)
-                outcome = Outcome.HANDLER_ERROR
+            outcome, subject = run_delivery(webhooks, delivery)
             if outcome in DONE_OUTCOMES:
                 return outcome.value
             if outcome in RETRY_OUTCOMES and attempt < self.max_retries:

@@ -49,8 +49,10 @@ __all__ = [
     "current_delivery",
     "delivery_scope",
     "install_log_context",
+    "parse_message",
     "report_dead_letter",
     "resolve_webhooks",
+    "run_delivery",
 ]
 
 logger = logging.getLogger("commet_webhooks.offload")
@@ -190,6 +192,31 @@ def backoff(attempt: int, base: float, maximum: float, *, jitter: bool = True) -
     if jitter:
         delay += random.uniform(0, delay / 4)  # noqa: S311 - spreading, not security
     return min(maximum, delay)
+
+
+def parse_message(message: Any, attempt: int) -> OffloadedDelivery | DeadLetter:
+    """The delivery a broker message carries, or the dead letter a malformed one becomes."""
+    try:
+        return OffloadedDelivery.from_message(message)
+    except ValueError as exc:
+        raw = message if isinstance(message, dict) else {"raw": repr(message)}
+        return DeadLetter(raw, f"malformed message: {exc}", attempt + 1)
+
+
+def run_delivery(webhooks: Any, delivery: OffloadedDelivery) -> tuple[Outcome, Any]:
+    """One worker attempt: the outcome of handling ``delivery`` and the event, if any.
+
+    The receiver checked the timestamp at the door; a retry minutes later must not
+    fail on the age of the event, so the worker skips that check (never the signature).
+    """
+    try:
+        response = webhooks.handle_offloaded(delivery, check_tolerance=False)
+    except Exception:
+        # handle_offloaded answers every input; this is a bug or a crash in an on_error
+        # reporter. Never lose the delivery over it: retry.
+        logger.exception("handling %s failed", delivery.event_id or delivery.event_type)
+        return Outcome.HANDLER_ERROR, None
+    return response.outcome, response.event
 
 
 def report_dead_letter(webhooks: Any, record: DeadLetter, subject: Any = None) -> None:

@@ -41,7 +41,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 
 try:
     import dramatiq
@@ -54,7 +54,6 @@ except ImportError as exc:  # an optional extra is not installed
     raise missing_extra("commet_webhooks.offload.dramatiq", "dramatiq", exc) from exc
 
 from .._offload import OffloadedDelivery
-from .._responses import Outcome
 from . import (
     DEAD_OUTCOMES,
     DONE_OUTCOMES,
@@ -63,8 +62,10 @@ from . import (
     WebhooksSource,
     delivery_scope,
     install_log_context,
+    parse_message,
     report_dead_letter,
     resolve_webhooks,
+    run_delivery,
 )
 
 __all__ = ["DEFAULT_ACTOR_NAME", "DramatiqOffload", "GaveUp", "RetryLater", "dramatiq_offload"]
@@ -173,22 +174,11 @@ class DramatiqOffload:
         current = CurrentMessage.get_current_message()
         attempt = int(current.options.get("retries", 0)) if current is not None else 0
         webhooks = self._webhooks()
-        try:
-            delivery = OffloadedDelivery.from_message(message)
-        except ValueError as exc:
-            raw = message if isinstance(message, dict) else {"raw": repr(message)}
-            self._give_up(webhooks, DeadLetter(raw, f"malformed message: {exc}", attempt + 1))
+        delivery = parse_message(message, attempt)
+        if isinstance(delivery, DeadLetter):
+            self._give_up(webhooks, delivery)
         with delivery_scope(webhooks, delivery):
-            subject: Any = None
-            outcome: Outcome
-            try:
-                # The receiver checked the timestamp at the door; a retry minutes later
-                # must not fail on the age of the event.
-                response = webhooks.handle_offloaded(delivery, check_tolerance=False)
-                outcome, subject = response.outcome, response.event
-            except Exception:
-                logger.exception("handling %s failed", delivery.event_id or delivery.event_type)
-                outcome = Outcome.HANDLER_ERROR
+            outcome, subject = run_delivery(webhooks, delivery)
             if outcome in DONE_OUTCOMES:
                 return outcome.value
             if outcome in RETRY_OUTCOMES and attempt < self.max_retries:
@@ -206,7 +196,7 @@ class DramatiqOffload:
             self._give_up(webhooks, DeadLetter(message, outcome.value, attempt + 1), subject)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _give_up(self, webhooks: Any, record: DeadLetter, subject: Any = None) -> None:
+    def _give_up(self, webhooks: Any, record: DeadLetter, subject: Any = None) -> NoReturn:
         """Report, then fail the message: Dramatiq moves it to ``<queue>.XQ``."""
         if self._dead_letter is not None:
             self._dead_letter(record)  # raising here retries the message instead
