@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +14,7 @@ from commet_webhooks import Webhooks
 from commet_webhooks.inbox import InboxStore, Status
 from commet_webhooks.inbox.app import create_app
 from commet_webhooks.testing import sample_event, signed_request
+from support import browser
 from support.net import free_port, wait_for_port, wait_until
 
 TOKEN = "replay-token-for-tests-0123456789"
@@ -109,25 +108,8 @@ def test_replay_needs_the_token_and_refuses_cross_site_posts(
 
 @pytest.fixture
 def chromium() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="inbox-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={profile}",
-    ):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with browser.chromium("inbox-chromium-") as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.mark.browser
