@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+import msgspec
 
 from . import _responses as answers
 from ._envelope import WebhookEvent
@@ -26,8 +27,7 @@ __all__ = ["Admitted", "Rejected", "admit"]
 logger = logging.getLogger("commet_webhooks")
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(msgspec.Struct, frozen=True):
     """A verified delivery to process.
 
     ``schema_error`` is set when a known event type did not fit its class: ``event``
@@ -42,8 +42,7 @@ class Admitted:
     schema_error: EventSchemaError | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True):
     """The answer to send without processing, and an error for ``on_error`` if any."""
 
     response: WebhookResponse

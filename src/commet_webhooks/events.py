@@ -86,6 +86,9 @@ class EventSpec:
 def _spec(event_class: type[WebhookEvent]) -> EventSpec:
     tag = event_class.__struct_config__.tag
     assert isinstance(tag, str)
+    # ``event.event`` as a plain class attribute instead of the envelope's property: every
+    # delivery reads it several times (routing, metrics, logs).
+    type.__setattr__(event_class, "event", tag)
     data_type = next(f.type for f in msgspec.structs.fields(event_class) if f.name == "data")
     return EventSpec(event_type=EventType(tag), event_class=event_class, data_class=data_type)
 
