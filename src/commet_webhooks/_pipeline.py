@@ -13,8 +13,9 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Generator
-from dataclasses import dataclass
 from typing import Any, Protocol, Union, runtime_checkable
+
+import msgspec
 
 from . import _responses as answers
 from ._admission import Admitted, Rejected
@@ -35,30 +36,29 @@ __all__ = [
     "ReleaseOp",
     "ReportOp",
     "RunOp",
+    "handled",
     "offloaded",
     "process",
     "rejected",
+    "settle",
 ]
 
 logger = logging.getLogger("commet_webhooks")
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimOp:
+class ClaimOp(msgspec.Struct, frozen=True):
     key: str
     owner: str
     admitted: Admitted | None = None
     """The delivery itself, for stores that record what they claim (an inbox)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CompleteOp:
+class CompleteOp(msgspec.Struct, frozen=True):
     key: str
     owner: str
 
 
-@dataclass(frozen=True, slots=True)
-class ReleaseOp:
+class ReleaseOp(msgspec.Struct, frozen=True):
     key: str
     owner: str
     quiet: bool = False
@@ -90,8 +90,7 @@ KEEP_CLAIM = "commet_webhooks_keep_claim"
 release the claim under them; the lease, no longer renewed, expires instead."""
 
 
-@dataclass(frozen=True, slots=True)
-class RunOp:
+class RunOp(msgspec.Struct, frozen=True):
     """Run ``handlers`` on ``event``; the result is ``[(handler, exception), ...]``."""
 
     event: WebhookEvent
@@ -100,14 +99,12 @@ class RunOp:
     owner: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ReportOp:
+class ReportOp(msgspec.Struct, frozen=True):
     error: BaseException
     subject: WebhookEvent | bytes
 
 
-@dataclass(frozen=True, slots=True)
-class PublishOp:
+class PublishOp(msgspec.Struct, frozen=True):
     """Hand the delivery to the task queue (``offload=``); raises when not accepted."""
 
     admitted: Admitted
@@ -165,6 +162,22 @@ def process(
             if key and not getattr(exc, KEEP_CLAIM, False):
                 yield from _release(key, owner)
             raise
+    return (yield from settle(admitted, errors, key, owner, retry_on_handler_error))
+
+
+def settle(
+    admitted: Admitted,
+    errors: HandlerErrors,
+    key: str = "",
+    owner: str = "",
+    retry_on_handler_error: bool = False,
+) -> Flow:
+    """After the handlers ran: report failures, then complete or release the claim.
+
+    A receiver without a store whose handlers all succeeded skips this flow and answers
+    :func:`handled` directly: there is nothing to report, complete or release.
+    """
+    event = admitted.event
     for handler, error in errors:
         logger.error(
             "handler %s failed for %s %s",
@@ -197,6 +210,11 @@ def process(
                 # The lease ran out while handlers ran and another delivery took the
                 # key over: the handlers may run twice.
                 logger.warning("lease on %s expired before its handlers finished", key)
+    return handled(event, key)
+
+
+def handled(event: WebhookEvent, key: str = "") -> WebhookResponse:
+    """The 200 for a delivery whose handlers all succeeded."""
     logger.debug("handled webhook %s (%s)", event.id or key, event.event)
     return answers.OK.with_event(event)
 

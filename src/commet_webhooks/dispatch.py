@@ -48,9 +48,11 @@ from ._pipeline import (
     ReportOp,
     RunOp,
 )
+from ._pipeline import handled as _handled
 from ._pipeline import offloaded as _offloaded
 from ._pipeline import process as _process
 from ._pipeline import rejected as _rejected
+from ._pipeline import settle as _settle
 from ._responses import Outcome, WebhookResponse
 from ._router import Handler, Registered, Router, check_keywords, registered
 from ._signing import SecretKeys
@@ -279,8 +281,6 @@ class Webhooks(Router):
             handlers = self.catch_all()  # never a typed handler with half an object
         else:
             handlers = self.plan_for(admitted.event.event)
-        if not handlers and self._store is None and admitted.schema_error is None:
-            return answers.OK.with_event(admitted.event)
         return _process(
             admitted,
             handlers,
@@ -314,21 +314,49 @@ class Webhooks(Router):
                 elapsed,
                 COMMET_TIMEOUT_SECONDS,
             )
-        if self.observer is not None:
-            _quietly(self.observer.delivery_finished, token, response, elapsed)
+        observer = self.observer
+        if observer is not None:
+            try:
+                observer.delivery_finished(token, response, elapsed)
+            except Exception:
+                _hook_failed(observer.delivery_finished)
         return response
 
-    def _begin(self, headers: Mapping[str, str]) -> Any:
-        return None if self.observer is None else _quietly(self.observer.delivery_started, headers)
-
-    def _admit(
-        self, body: Any, headers: Mapping[str, str], token: Any, started: float, fresh: bool
-    ) -> Any:
+    def _start(
+        self, body: Any, headers: Mapping[str, str], fresh: bool
+    ) -> tuple[float, Any, Admitted | Rejected]:
+        """The start time, the observer's token and the admission of one delivery."""
+        started = time.monotonic()
         tolerance = self.tolerance if fresh else None
+        observer = self.observer
+        if observer is None:
+            return started, None, admit(body, headers, self._keys, self.max_body_bytes, tolerance)
+        # Hooks are called inline (not through _quietly): this is every delivery's path.
+        try:
+            token = observer.delivery_started(headers)
+        except Exception:
+            _hook_failed(observer.delivery_started)
+            token = None
         admission = admit(body, headers, self._keys, self.max_body_bytes, tolerance)
-        if self.observer is not None:
-            _quietly(self.observer.admitted, token, admission, time.monotonic() - started)
-        return admission
+        try:
+            observer.admitted(token, admission, time.monotonic() - started)
+        except Exception:
+            _hook_failed(observer.admitted)
+        return started, token, admission
+
+    def _direct(self, admission: Admitted | Rejected, offload: bool) -> bool:
+        """Whether the delivery needs none of the pipeline's I/O before its handlers.
+
+        Without a store there is no claim to take, complete or release, so the drivers
+        call the handlers themselves and enter the pipeline (:func:`._pipeline.settle`)
+        only when one failed: the common receiver skips the generator altogether.
+        """
+        return (
+            self._store is None
+            and not offload
+            and type(admission) is Admitted
+            and admission.schema_error is None
+        )
 
     def _store_call(self, op: Op) -> tuple[str, tuple[Any, ...]] | None:
         """The store method (sync name; ``a`` + name is the async one) and its arguments.
@@ -353,13 +381,6 @@ class Webhooks(Router):
         if self.observer is None:
             return _NO_SCOPE
         return self.observer.store_call(token, _OPERATION_NAMES[type(op)])
-
-    def _handler_scope(
-        self, token: Any, handler: Registered, event: Any
-    ) -> contextlib.AbstractContextManager[None]:
-        if self.observer is None:
-            return _NO_SCOPE
-        return self.observer.handler(token, handler.name, event.event)
 
     def _context(self, token: Any) -> dict[str, str]:
         """Metadata that travels with an offloaded delivery (tracing context, if any)."""
@@ -420,11 +441,26 @@ class Webhooks(Router):
     async def _handle_async(
         self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
-        started = time.monotonic()
-        token = self._begin(headers)
-        flow = self._flow(self._admit(body, headers, token, started, fresh), offload)
+        started, token, admission = self._start(body, headers, fresh)
+        if self._direct(admission, offload):
+            assert type(admission) is Admitted
+            event = admission.event
+            handlers = self.plan_for(event.event)
+            if handlers:
+                errors = await self._gather_handlers(RunOp(event, handlers), token, [])
+                if errors:
+                    settling = _settle(
+                        admission, errors, retry_on_handler_error=self.retry_on_handler_error
+                    )
+                    return await self._drive_async(settling, started, token)
+            return self._finished(_handled(event), started, token)
+        flow = self._flow(admission, offload)
         if isinstance(flow, WebhookResponse):
             return self._finished(flow, started, token)
+        return await self._drive_async(flow, started, token)
+
+    async def _drive_async(self, flow: Flow, started: float, token: Any) -> WebhookResponse:
+        """Execute the pipeline's operations with ``await`` until it answers."""
         try:
             op = next(flow)
             while True:
@@ -488,7 +524,10 @@ class Webhooks(Router):
         if len(op.handlers) == 1:
             handler = op.handlers[0]
             try:
-                await self._call_handler_async(handler, event, token, threads)
+                if handler.is_async and self.observer is None:
+                    await handler.fn(event)  # the usual case, without two more frames
+                else:
+                    await self._call_handler_async(handler, event, token, threads)
             except Exception as exc:
                 return [(handler, exc)]
             return []
@@ -546,11 +585,26 @@ class Webhooks(Router):
     def _handle_sync(
         self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
-        started = time.monotonic()
-        token = self._begin(headers)
-        flow = self._flow(self._admit(body, headers, token, started, fresh), offload)
+        started, token, admission = self._start(body, headers, fresh)
+        if self._direct(admission, offload):
+            assert type(admission) is Admitted
+            event = admission.event
+            handlers = self.plan_for(event.event)
+            if handlers:
+                errors = self._call_handlers_sync(RunOp(event, handlers), token)
+                if errors:
+                    settling = _settle(
+                        admission, errors, retry_on_handler_error=self.retry_on_handler_error
+                    )
+                    return self._drive_sync(settling, started, token)
+            return self._finished(_handled(event), started, token)
+        flow = self._flow(admission, offload)
         if isinstance(flow, WebhookResponse):
             return self._finished(flow, started, token)
+        return self._drive_sync(flow, started, token)
+
+    def _drive_sync(self, flow: Flow, started: float, token: Any) -> WebhookResponse:
+        """Execute the pipeline's operations with plain calls until it answers."""
         try:
             op = next(flow)
             while True:
@@ -596,15 +650,20 @@ class Webhooks(Router):
     def _call_handlers_sync(self, op: RunOp, token: Any) -> HandlerErrors:
         errors: HandlerErrors = []
         pending_async = []
+        observer = self.observer
+        event = op.event
         for handler in op.handlers:
             if handler.is_async:
                 pending_async.append(handler)
                 continue
             try:
-                with self._handler_scope(token, handler, op.event):
-                    result = handler.fn(op.event)
-                    if inspect.isawaitable(result):
-                        run_blocking(result)
+                if observer is None:
+                    result = handler.fn(event)
+                else:
+                    with observer.handler(token, handler.name, event.event):
+                        result = handler.fn(event)
+                if result is not None and inspect.isawaitable(result):
+                    run_blocking(result)
             except Exception as exc:
                 errors.append((handler, exc))
         if pending_async:
@@ -636,8 +695,13 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception:
-        logger.exception("observer hook %s raised", getattr(fn, "__qualname__", fn))
+        _hook_failed(fn)
         return None
+
+
+def _hook_failed(fn: Callable[..., Any]) -> None:
+    """Log the exception an observer hook raised (called from its ``except`` block)."""
+    logger.exception("observer hook %s raised", getattr(fn, "__qualname__", fn))
 
 
 def _store_error(exc: Exception) -> StoreUnavailableError:
