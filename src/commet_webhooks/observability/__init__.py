@@ -100,32 +100,34 @@ class _Delivery:
     label = NO_EVENT
     secret: tuple[str, str] | None = None  # (position, fingerprint)
     admission_seconds: float | None = None
-    handlers: list[tuple[str, str, float, bool]] | None = None
+    # (handler name or store operation, seconds, raised); a handler's event type is the
+    # delivery's own (``label``).
+    handlers: list[tuple[str, float, bool]] | None = None
     stores: list[tuple[str, float, bool]] | None = None
     outcome: str | None = None
     log_token: Any = None
     # The token doubles as the context manager of one handler or store call at a time
     # when no span is made (the common, unsampled case): no object per call.
     busy = False
-    scope: tuple[str, str | None] = ("", None)  # (handler name, event type) or (operation, None)
+    scope_name = ""  # the handler's name, or the store operation
+    scope_is_store = False
     scope_started = 0.0
 
     def __enter__(self) -> None:
         self.scope_started = perf_counter()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        spent = perf_counter() - self.scope_started
+        record = (self.scope_name, perf_counter() - self.scope_started, exc is not None)
         self.busy = False
-        name, event_type = self.scope
-        if event_type is None:
+        if self.scope_is_store:
             if self.stores is None:
-                self.stores = []
-            self.stores.append((name, spent, exc is not None))
+                self.stores = [record]
+            else:
+                self.stores.append(record)
+        elif self.handlers is None:
+            self.handlers = [record]
         else:
-            if self.handlers is None:
-                self.handlers = []
-            label = event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT
-            self.handlers.append((label, name, spent, exc is not None))
+            self.handlers.append(record)
 
     def log_fields(self) -> dict[str, Any]:
         """What is known so far, as log record attributes."""
@@ -161,6 +163,8 @@ class Instrumentation(Observer):
         follow_parent_sampling: bool = True,
     ) -> None:
         self._fingerprints = fingerprints
+        # (position as a label, fingerprint) per secret, built once.
+        self._secrets = tuple((str(i), fp) for i, fp in enumerate(fingerprints))
         self._follow_parent = follow_parent_sampling
         self._store_backend = store_backend
         self._log_level = log_level
@@ -181,6 +185,7 @@ class Instrumentation(Observer):
             self._error = trace.StatusCode.ERROR
             self._status = trace.Status
             self._roots_dropped = _drops_roots(getattr(self._tracer, "sampler", None))
+            self._invalid_span = trace.INVALID_SPAN
         sinks: list[Any] = []
         self.prometheus_registry = prometheus_registry
         if prometheus_registry is not None:
@@ -219,16 +224,21 @@ class Instrumentation(Observer):
 
     def _start_span(self, delivery: _Delivery) -> None:
         parent = self._trace.get_current_span()
-        parent_context = parent.get_span_context()
-        if not parent_context.trace_flags.sampled:
-            if parent_context.is_valid:
-                if self._follow_parent:
-                    # The HTTP span was not sampled, so under the usual parent-based
-                    # sampler ours would not be either: make none, keep its context.
-                    delivery.context_span = parent
+        if parent is self._invalid_span:  # no span is current
+            if self._roots_dropped:
+                return  # and the sampler drops every root: no trace at all
+        else:
+            parent_context = parent.get_span_context()
+            # Bit 0 of the trace flags is "sampled" (W3C Trace Context).
+            if not parent_context.trace_flags & 1:
+                if parent_context.is_valid:
+                    if self._follow_parent:
+                        # The HTTP span was not sampled, so under the usual parent-based
+                        # sampler ours would not be either: make none, keep its context.
+                        delivery.context_span = parent
+                        return
+                elif self._roots_dropped:
                     return
-            elif self._roots_dropped:
-                return  # no parent, and the sampler drops every root: no trace at all
         span = self._tracer.start_span(
             "process commet", kind=self._consumer, attributes=_BASE_ATTRIBUTES
         )
@@ -250,9 +260,8 @@ class Instrumentation(Observer):
         delivery.event_id = event.id
         delivery.label = event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT
         index = admission.secret_index
-        fingerprints = self._fingerprints
-        if 0 <= index < len(fingerprints):
-            delivery.secret = (str(index), fingerprints[index])
+        if 0 <= index < len(self._secrets):
+            delivery.secret = self._secrets[index]
         span = delivery.span
         if span is not None:
             span.update_name(f"process {delivery.label}")
@@ -273,7 +282,7 @@ class Instrumentation(Observer):
             if not self._measure:
                 return _NOTHING
             if not token.busy:
-                token.busy, token.scope = True, (name, event_type)
+                token.busy, token.scope_name, token.scope_is_store = True, name, False
                 return token
         return _HandlerScope(self, token, name, event_type)
 
@@ -284,7 +293,7 @@ class Instrumentation(Observer):
             if not self._measure:
                 return _NOTHING
             if not token.busy:
-                token.busy, token.scope = True, (operation, None)
+                token.busy, token.scope_name, token.scope_is_store = True, operation, True
                 return token
         return _StoreScope(self, token, operation)
 
@@ -293,7 +302,27 @@ class Instrumentation(Observer):
             return
         delivery = token
         try:
-            self._finish(delivery, response, seconds)
+            # The enum's value attribute itself: its ``value`` property costs a call.
+            outcome: str = response.outcome._value_
+            delivery.outcome = outcome
+            status = response.status
+            ok = 200 <= status < 300
+            span = delivery.span
+            if delivery.event_type is None:
+                event = response.event
+                if event is not None:  # rejected, yet parsed
+                    delivery.event_type, delivery.event_id = event.event, event.id
+                    delivery.label = event_label(event.event)
+                    if span is not None:
+                        span.set_attributes(_event_attributes(event.event, event.id))
+            for sink in self._sinks:
+                sink.delivery(delivery, outcome, seconds, ok)
+            if span is not None:
+                self._end_span(delivery, span, outcome)
+            if self._logs:
+                level = self._log_level if ok else logging.WARNING
+                if delivery_logger.isEnabledFor(level):
+                    self._log(delivery, level, status, outcome, seconds)
         finally:
             if delivery.log_token is not None:
                 try:
@@ -301,45 +330,32 @@ class Instrumentation(Observer):
                 except (ValueError, RuntimeError):  # another context, or reset twice
                     CURRENT.set(None)
 
-    def _finish(self, delivery: _Delivery, response: WebhookResponse, seconds: float) -> None:
-        # Outcome is a str enum: its str content is its value (without the enum's property).
-        outcome = delivery.outcome = str.__str__(response.outcome)
-        status = response.status
-        ok = 200 <= status < 300
-        span = delivery.span
-        event = response.event
-        if delivery.event_type is None and event is not None:  # rejected, yet parsed
-            delivery.event_type, delivery.event_id = event.event, event.id
-            delivery.label = event_label(event.event)
-            if span is not None:
-                span.set_attributes(_event_attributes(event.event, event.id))
-        if self._measure:
-            for sink in self._sinks:
-                sink.delivery(delivery, outcome, seconds, ok)
-        if span is not None:
-            span.set_attribute("commet.outcome", outcome)
-            if outcome in _FAILED_OUTCOMES:
-                span.set_attribute("error.type", outcome)
-                span.set_status(self._status(self._error, outcome))
-            span.end()
-            if delivery.parent is not None:
-                delivery.parent.set_attribute("commet.outcome", outcome)
-        if self._logs:
-            level = self._log_level if ok else logging.WARNING
-            if delivery_logger.isEnabledFor(level):
-                extra = delivery.log_fields()
-                extra["status"] = status
-                extra["duration_ms"] = round(seconds * 1000.0, 3)
-                delivery_logger.log(
-                    level,
-                    "webhook %s %s answered %d (%s) in %.1f ms",
-                    delivery.event_type or "(unverified)",
-                    delivery.event_id or "",
-                    status,
-                    outcome,
-                    seconds * 1000.0,
-                    extra=extra,
-                )
+    def _end_span(self, delivery: _Delivery, span: Any, outcome: str) -> None:
+        span.set_attribute("commet.outcome", outcome)
+        if outcome in _FAILED_OUTCOMES:
+            span.set_attribute("error.type", outcome)
+            span.set_status(self._status(self._error, outcome))
+        span.end()
+        if delivery.parent is not None:
+            delivery.parent.set_attribute("commet.outcome", outcome)
+
+    def _log(
+        self, delivery: _Delivery, level: int, status: int, outcome: str, seconds: float
+    ) -> None:
+        """The delivery's summary record on ``commet_webhooks.delivery``."""
+        extra = delivery.log_fields()
+        extra["status"] = status
+        extra["duration_ms"] = round(seconds * 1000.0, 3)
+        delivery_logger.log(
+            level,
+            "webhook %s %s answered %d (%s) in %.1f ms",
+            delivery.event_type or "(unverified)",
+            delivery.event_id or "",
+            status,
+            outcome,
+            seconds * 1000.0,
+            extra=extra,
+        )
 
     def inject_context(self, token: Any) -> dict[str, str]:
         """The W3C trace context of this delivery, for the task queue (``offload=``)."""
@@ -427,9 +443,7 @@ class _HandlerScope:
             if self._obs._measure and isinstance(token, _Delivery):
                 if token.handlers is None:
                     token.handlers = []
-                token.handlers.append(
-                    (event_label(self._event_type), self._name, seconds, exc is not None)
-                )
+                token.handlers.append((self._name, seconds, exc is not None))
             if self._span is not None:
                 self._obs._end_child(self._span, self._attached, exc)
         except Exception:
