@@ -55,7 +55,7 @@ def receive(
         # dropped connection, its own parse error for malformed chunked framing
         # (gunicorn's ``InvalidChunkSize`` is no ``OSError``). Either way the body
         # cannot be read: a 400, never a 500 with a traceback.
-        return _unreadable(exc)
+        return _unreadable(webhooks, exc)
     return webhooks.too_large() if body is None else body
 
 
@@ -72,16 +72,16 @@ async def receive_async(
     try:
         body = await read_body_async(chunks(), webhooks.max_body_bytes)
     except OSError as exc:  # the connection broke mid-body
-        return _unreadable(exc)
+        return _unreadable(webhooks, exc)
     return webhooks.too_large() if body is None else body
 
 
-def _unreadable(exc: Exception) -> WebhookResponse:
+def _unreadable(webhooks: Webhooks, exc: Exception) -> WebhookResponse:
     logger.warning("rejected webhook: unreadable body (%s)", type(exc).__name__)
-    return answers.UNREADABLE
+    return webhooks.early(answers.UNREADABLE)
 
 
-def repeated_signature() -> WebhookResponse:
+def repeated_signature(webhooks: Webhooks) -> WebhookResponse:
     """The 403 for a request with more than one signature header, whatever the server.
 
     Servers disagree on repeated headers (ASGI servers pass every line, aiohttp's
@@ -89,7 +89,7 @@ def repeated_signature() -> WebhookResponse:
     adapter detects the repetition and refuses it the same way, before verification.
     """
     logger.warning("rejected webhook: more than one %s header", SIGNATURE_HEADER)
-    return answers.INVALID_SIGNATURE  # the core's 403, whatever the server kept
+    return webhooks.early(answers.INVALID_SIGNATURE)  # the core's 403, whatever the server kept
 
 
 def signature_repeated(value: str | None) -> bool:
@@ -112,7 +112,7 @@ def answer(
     ``headers`` come joined, one value per name (WSGI, Django).
     """
     if signature_repeated(headers.get("x-commet-signature")):
-        return repeated_signature()
+        return repeated_signature(webhooks)
     body = receive(webhooks, method, content_length, read)
     return body if isinstance(body, WebhookResponse) else webhooks.handle_sync(body, headers)
 

@@ -29,7 +29,7 @@ def webhook_handler(webhooks: Webhooks) -> Callable[[web.Request], Awaitable[web
 
     async def receive_commet_webhook(request: web.Request) -> web.Response:
         if len(request.headers.getall(SIGNATURE_HEADER, ())) > 1:
-            reply = repeated_signature()
+            reply = repeated_signature(webhooks)
             return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
         reply = await answer_async(
             webhooks,

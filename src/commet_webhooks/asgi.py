@@ -67,7 +67,7 @@ class WebhookApp:
             elif name == _SIGNATURE:
                 signatures += 1
         if signatures > 1:
-            return repeated_signature()
+            return repeated_signature(webhooks)
         early = webhooks.preflight(
             scope["method"], None if length is None else length.decode("latin-1")
         )
@@ -76,7 +76,7 @@ class WebhookApp:
         try:
             body = await _read_body(receive, webhooks.max_body_bytes)
         except _Disconnected:
-            return answers.DISCONNECTED
+            return webhooks.early(answers.DISCONNECTED)
         if body is None:
             return webhooks.too_large()
         return await webhooks.handle(body, ScopeHeaders(raw))

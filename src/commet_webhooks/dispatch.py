@@ -254,19 +254,31 @@ class Webhooks(Router):
         Returns the answer to send at once, or None to go on and read the body.
         """
         if method.upper() != "POST":
-            return answers.NOT_ALLOWED
+            return self.early(answers.NOT_ALLOWED)
         if content_length is not None:
             try:
                 declared = int(content_length)
             except (TypeError, ValueError):
                 return None  # the body read will enforce the limit
             if declared > self.max_body_bytes:
-                return answers.TOO_LARGE
+                return self.early(answers.TOO_LARGE)
         return None
 
     def too_large(self) -> WebhookResponse:
         """The 413 answer, for adapters that stop reading a body past the limit."""
-        return answers.TOO_LARGE
+        return self.early(answers.TOO_LARGE)
+
+    def early(self, response: WebhookResponse) -> WebhookResponse:
+        """Return ``response``, an answer an adapter gives without calling :meth:`handle`.
+
+        405, 413, an unreadable body, repeated signature headers: the observer (metrics,
+        logs) sees these like any other delivery, with no event and no time spent.
+        """
+        observer = self.observer
+        if observer is not None:
+            token = _quietly(observer.delivery_started, _NO_HEADERS)
+            _quietly(observer.delivery_finished, token, response, 0.0)
+        return response
 
     # ------------------------------------------------------------ shared by both drivers
 
@@ -687,6 +699,7 @@ class Webhooks(Router):
 
 
 _NO_SCOPE = contextlib.nullcontext()
+_NO_HEADERS: Mapping[str, str] = {}
 _OPERATION_NAMES: dict[type, str] = {ClaimOp: "claim", CompleteOp: "complete", ReleaseOp: "release"}
 
 

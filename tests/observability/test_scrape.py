@@ -81,3 +81,63 @@ def test_the_wsgi_metrics_app_serves_the_same_registry() -> None:
         value(text, "commet_webhooks_deliveries_total", event_type="payment.failed", outcome="ok")
         == 1
     )
+
+
+def test_answers_given_before_the_body_is_read_are_counted_too() -> None:
+    """405, a declared 413, repeated signatures (ASGI) and an over-limit body (WSGI)."""
+    import socket
+
+    from commet_webhooks.wsgi import WebhookApp as WsgiApp
+
+    registry = CollectorRegistry()
+    webhooks = Webhooks(SECRET, max_body_bytes=4096, on_payment_failed=lambda e: None)
+    instrument(webhooks, tracing=False, metrics=False, prometheus_registry=registry)
+    app = Starlette(
+        routes=[webhook_route(webhooks), Mount("/metrics", app=metrics_asgi_app(registry))]
+    )
+    body, headers = request()
+    with serve_asgi(app) as base, httpx.Client(base_url=base, timeout=30.0) as http:
+        assert http.get("/webhooks/commet").status_code == 405
+        big = b"{" + b" " * 5000 + b"}"
+        assert http.post("/webhooks/commet", content=big, headers=headers).status_code == 413
+        # The same header twice, as raw lines (httpx would join a repeated header).
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as raw:
+            lines = [
+                "POST /webhooks/commet HTTP/1.1",
+                f"Host: {host}",
+                f"Content-Length: {len(body)}",
+                f"X-Commet-Signature: {headers['X-Commet-Signature']}",
+                f"X-Commet-Signature: {headers['X-Commet-Signature']}",
+                "Connection: close",
+            ]
+            raw.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            assert raw.recv(64).startswith(b"HTTP/1.1 403")
+        assert http.post("/webhooks/commet", content=body, headers=headers).status_code == 200
+        text = http.get("/metrics/").text
+
+    with serve_wsgi(WsgiApp(webhooks)) as base:
+        # No Content-Length: the limit is found while reading (chunked upload).
+        chunks = (b"x" * 1024 for _ in range(8))
+        reply = httpx.post(base + "/", content=chunks, headers=headers, timeout=30.0)
+        assert reply.status_code == 413
+    later = samples(_scrape(registry))
+
+    def count(outcome: str, source: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+        labels = frozenset({"event_type": "none", "outcome": outcome}.items())
+        return source.get(("commet_webhooks_deliveries_total", labels), 0.0)
+
+    assert count("not_allowed", samples(text)) == 1
+    assert count("too_large", samples(text)) == 1
+    assert count("invalid_signature", samples(text)) == 1
+    # A 405 is never Commet (it only POSTs): the 413 and the 403 were failures in a row,
+    # and the 200 after them ended the run.
+    assert value(text, "commet_webhooks_consecutive_failures") == 0
+    assert count("too_large", later) == 2
+    assert value(_scrape(registry), "commet_webhooks_consecutive_failures") == 1
+
+
+def _scrape(registry: CollectorRegistry) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry).decode()

@@ -69,7 +69,7 @@ def webhook_view(webhooks: Webhooks, *, asynchronous: bool = False) -> SyncView 
         async def receive_commet_webhook_async(request: HttpRequest) -> HttpResponse:
             # Django joins repeated header lines with commas, under WSGI and ASGI alike.
             if signature_repeated(request.headers.get("x-commet-signature")):
-                return _to_response(repeated_signature())
+                return _to_response(repeated_signature(webhooks))
             body = receive(webhooks, request.method or "", _length(request), _body_reader(request))
             if not isinstance(body, WebhookResponse):
                 body = await webhooks.handle(body, request.headers)
