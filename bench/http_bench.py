@@ -1,12 +1,17 @@
 """Our HTTP adapters against Commet's documented recipes and bare servers, under ``wrk``.
 
-Nine endpoints, each alone in its own server process, all driven in the same run:
+Ten endpoints, each alone in its own server process, all driven in the same run:
 
 ASGI, one uvicorn worker (uvloop, httptools):
 
 * ``asgi-bare``      -- a bare ASGI app that reads the body and answers an empty 200: the limit
 * ``asgi-bare-json`` -- the same, answering our ``{"received":true}`` (context: uvicorn
   writes a non-empty body with a second ``send`` syscall, which an empty body skips)
+* ``asgi-floor``     -- the least any receiver that checks signatures does: find the
+  signature header, ``hmac.new`` + ``compare_digest`` over the body, decode it untyped
+  with msgspec (the fastest JSON decoder installed), answer ``{"received":true}``; no
+  routing, no handler (context: no verifying receiver can beat it, so
+  ``asgi-ours / asgi-bare`` is bounded by ``asgi-floor / asgi-bare``)
 * ``asgi-ours``      -- ``commet_webhooks.asgi.WebhookApp``
 * ``fastapi-recipe`` -- the webhook route of Commet's FastAPI guide (``commet-sdk`` 9.7.0):
   ``await request.body()``, ``Webhooks().verify_and_parse(raw_body=body.decode(), ...)``
@@ -62,7 +67,14 @@ os.environ.setdefault("COMMET_WEBHOOK_SECRET", SECRET)  # the recipes read it pe
 PATH = "/webhooks/commet"
 
 GROUPS = {
-    "asgi": ("asgi-bare", "asgi-bare-json", "asgi-ours", "fastapi-recipe", "fastapi-ours"),
+    "asgi": (
+        "asgi-bare",
+        "asgi-bare-json",
+        "asgi-floor",
+        "asgi-ours",
+        "fastapi-recipe",
+        "fastapi-ours",
+    ),
     "wsgi": ("wsgi-bare", "wsgi-ours", "flask-recipe", "flask-ours"),
 }
 # (numerator, denominator, target): the ratios the issue asks for, and context.
@@ -70,6 +82,8 @@ RATIOS = (
     ("fastapi-ours", "fastapi-recipe", 1.05),
     ("asgi-ours", "asgi-bare", 0.75),
     ("asgi-ours", "asgi-bare-json", None),
+    ("asgi-floor", "asgi-bare", None),
+    ("asgi-ours", "asgi-floor", None),
     ("fastapi-ours", "asgi-bare", None),
     ("fastapi-recipe", "asgi-bare", None),
     ("flask-ours", "flask-recipe", 1.05),
@@ -141,6 +155,48 @@ def asgi_bare_json() -> Any:
         while more:
             message = await receive()
             more = message.get("more_body", False)
+        await send(start)
+        await send(end)
+
+    return app
+
+
+def asgi_floor() -> Any:
+    """Signature check and an untyped parse, nothing else: the floor of a verifying receiver."""
+    import hashlib
+    import hmac
+
+    import msgspec
+
+    key = SECRET.encode()
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"17")],
+    }
+    end = {"type": "http.response.body", "body": b'{"received":true}'}
+    refused = {"type": "http.response.start", "status": 403, "headers": [(b"content-length", b"0")]}
+    empty = {"type": "http.response.body", "body": b""}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        signature = b""
+        for name, value in scope["headers"]:
+            if name == b"x-commet-signature":
+                signature = value
+        parts, more = [], True
+        while more:
+            message = await receive()
+            parts.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(parts)
+        expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(expected, signature):
+            await send(refused)
+            await send(empty)
+            return
+        msgspec.json.decode(body)
         await send(start)
         await send(end)
 
@@ -248,6 +304,7 @@ def flask_ours() -> Any:
 APPS = {
     "asgi-bare": asgi_bare,
     "asgi-bare-json": asgi_bare_json,
+    "asgi-floor": asgi_floor,
     "asgi-ours": asgi_ours,
     "fastapi-recipe": fastapi_recipe,
     "fastapi-ours": fastapi_ours,
