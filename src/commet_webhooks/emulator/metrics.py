@@ -8,8 +8,8 @@ with the command that installs it.
 
 Labels stay bounded: ``event_type`` is a registered type
 (:data:`commet_webhooks.events.EVENT_TYPES`) or ``unknown``, and ``result`` one of
-:data:`ATTEMPT_RESULTS`. Auto-disables carry no label: which endpoint it was is on
-the dashboard, in the API (``disabledReason``) and in the log.
+:data:`ATTEMPT_RESULTS`. Auto-disables carry no label: the dashboard marks the
+endpoint "auto-disabled" and the log names it.
 """
 
 from __future__ import annotations
