@@ -9,13 +9,14 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from commet_webhooks.emulator.metrics import EmulatorMetrics
+from commet_webhooks.emulator.metrics import ATTEMPT_RESULTS, EMULATOR_METRICS, EmulatorMetrics
 from commet_webhooks.emulator.storage import AttemptOutcome
 from emulator.emulator_helpers import API_KEY, Emulator, Receiver, free_port, wait_until
 
@@ -244,3 +245,13 @@ def test_without_prometheus_client_metrics_is_501_with_the_fix(
     assert response.status_code == 501
     assert response.text.count("\n") == 1
     assert 'pip install "commet-webhooks[prometheus]"' in response.text
+
+
+def test_the_docs_list_every_metric_and_result() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for page in ("emulator.md", "observability.md"):
+        text = (docs / page).read_text("utf-8")
+        for spec in EMULATOR_METRICS:
+            assert f"`{spec.name}`" in text, (page, spec.name)
+        for result in ATTEMPT_RESULTS:
+            assert f"`{result}`" in text, (page, result)
