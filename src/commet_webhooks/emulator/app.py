@@ -25,6 +25,7 @@ from .dashboard import Dashboard
 from .delivery import DeliveryEngine
 from .errors import ApiError, exception_handlers
 from .lifecycle import Lifecycle
+from .metrics import metrics_route
 from .plans import load_plans
 from .policy import DeliveryPolicy
 from .storage import Endpoint, Storage
@@ -60,8 +61,9 @@ def create_app(
     Requests must name this host: loopback names, or one of ``allowed_hosts``
     (``"*"`` allows any). ``allow_private=False`` refuses endpoint URLs on private
     and link-local addresses. ``chaos`` (a :class:`.Chaos` or ``"duplicates=0.1,..."``)
-    applies to every endpoint without chaos of its own. Raises ``ValueError`` for
-    unusable settings
+    applies to every endpoint without chaos of its own. ``GET /metrics`` shows the
+    delivery engine's own metrics to Prometheus (with the ``prometheus`` extra), with
+    no API key, like the dashboard. Raises ``ValueError`` for unusable settings
     (``PlanCatalogError`` for a bad plan file).
     """
     if not isinstance(api_key, str) or not api_key.strip():
@@ -89,7 +91,7 @@ def create_app(
             store.close()
 
     app = Starlette(
-        routes=[*api.routes(ctx), *Dashboard(ctx).routes()],
+        routes=[*api.routes(ctx), *Dashboard(ctx).routes(), metrics_route(engine.metrics)],
         exception_handlers=exception_handlers(),
         middleware=[
             Middleware(HostGuard, hosts=list(allowed_hosts)),
@@ -102,6 +104,7 @@ def create_app(
     app.state.store = store
     app.state.db = store.db
     app.state.engine = engine
+    app.state.metrics = engine.metrics
     app.state.lifecycle = lifecycle
     app.state.context = ctx
     return app

@@ -19,6 +19,7 @@ import math
 import random
 import sqlite3
 import time
+from typing import Literal
 
 import httpx
 import msgspec
@@ -26,6 +27,7 @@ import msgspec
 from .._signing import sign
 from .._wire import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from .chaos import Chaos, ChaosRoll, roll
+from .metrics import EmulatorMetrics
 from .policy import DEFAULT_RETRY_SCHEDULE, DELIVERY_TIMEOUT, DeliveryPolicy, next_state
 from .storage import Storage
 from .storage.outbox import RESPONSE_EXCERPT_BYTES, AttemptOutcome, Job
@@ -52,8 +54,11 @@ class DeliveryEngine:
         *,
         chaos: Chaos | None = None,
         concurrency: int = 64,
+        metrics: EmulatorMetrics | None = None,
     ) -> None:
         self.store = store
+        #: Attempts, failed events and auto-disables, counted as they are written.
+        self.metrics = metrics or EmulatorMetrics()
         self.policy = policy or DeliveryPolicy()
         #: The chaos of endpoints that have none of their own (off by default).
         self.chaos = chaos or Chaos()
@@ -175,12 +180,15 @@ class DeliveryEngine:
             await asyncio.sleep(dice.delay)
         outcome = await self.attempt(job)
         if dice.duplicate and outcome.ok:
-            await self.attempt(job)  # the same bytes again, as a sender that lost the answer
+            # The same bytes again, as a sender that lost the answer: the attempt log
+            # keeps one attempt, the metrics count both POSTs.
+            self.metrics.attempt(job.event_type, await self.attempt(job))
         if dice.drop:
             outcome = dataclasses.replace(
                 outcome,
                 status_code=None,
                 error="chaos: answer dropped (the receiver got the request)",
+                failure="dropped",
             )
         if dice.note:
             outcome = dataclasses.replace(outcome, note=dice.note)
@@ -225,21 +233,31 @@ class DeliveryEngine:
         return outcome
 
     def settle(self, job: Job, outcome: AttemptOutcome) -> bool:
-        """Write an attempt's result; True when it got the endpoint disabled."""
+        """Write an attempt's result; True when it got the endpoint disabled.
+
+        The metrics count it once the transaction is committed, so a write retried
+        after a database error is counted once.
+        """
         store = self.store
+        failed = disabled = False
         with store.db.transaction():
             state = store.outbox.state_after(job)
-            if state is None:
-                return False
-            after = next_state(self.policy, state, ok=outcome.ok, manual=job.manual)
-            store.outbox.record(job, outcome, after)
-            if after.endpoint == "succeeded":
-                store.endpoints.count_success(job.endpoint_id)
-            elif after.endpoint == "failed":
-                return store.endpoints.count_failure(
-                    job.endpoint_id, disable_after=self.policy.auto_disable_after
-                )
-        return False
+            if state is not None:  # else the delivery vanished: nothing to write
+                after = next_state(self.policy, state, ok=outcome.ok, manual=job.manual)
+                store.outbox.record(job, outcome, after)
+                if after.endpoint == "succeeded":
+                    store.endpoints.count_success(job.endpoint_id)
+                elif after.endpoint == "failed":
+                    failed = True
+                    disabled = store.endpoints.count_failure(
+                        job.endpoint_id, disable_after=self.policy.auto_disable_after
+                    )
+        self.metrics.attempt(job.event_type, outcome)
+        if failed:
+            self.metrics.event_failed(job.event_type)
+        if disabled:
+            self.metrics.auto_disabled()
+        return disabled
 
     async def attempt(self, job: Job) -> AttemptOutcome:
         """POST the stored body once; never raises for a receiver's failure."""
@@ -255,16 +273,15 @@ class DeliveryEngine:
         status_code: int | None = None
         excerpt: str | None = None
         error: str | None = None
+        failure: Literal["timeout", "connection_error"] | None = None
         try:
             status_code, excerpt = await asyncio.wait_for(
                 self._post(job.url, job.body, headers), self.timeout
             )
-        except asyncio.TimeoutError:
-            error = f"no answer within {self.timeout:g} s"
-        except httpx.TimeoutException:
-            error = f"no answer within {self.timeout:g} s"
+        except (asyncio.TimeoutError, httpx.TimeoutException):
+            error, failure = f"no answer within {self.timeout:g} s", "timeout"
         except Exception as exc:  # any failure of one attempt is logged, never fatal
-            error = _describe(exc)
+            error, failure = _describe(exc), "connection_error"
         latency_ms = (time.perf_counter() - started) * 1000
         return AttemptOutcome(
             attempted_at=attempted_at,
@@ -273,6 +290,7 @@ class DeliveryEngine:
             latency_ms=round(latency_ms, 3),
             error=error,
             response=excerpt,
+            failure=failure,
         )
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from ..policy import DeliveryState, NextState
 from .database import Database, marks
@@ -61,6 +62,9 @@ class AttemptOutcome:
     response: str | None
     #: What chaos did to this attempt, if anything.
     note: str | None = None
+    #: Why an attempt without an HTTP status failed (for the metrics; not stored):
+    #: no answer in time, no connection or a broken one, or chaos dropped the answer.
+    failure: Literal["timeout", "connection_error", "dropped"] | None = None
 
     @property
     def ok(self) -> bool:
