@@ -356,19 +356,27 @@ class Webhooks(Router):
             _hook_failed(observer.admitted)
         return started, token, admission
 
-    def _direct(self, admission: Admitted | Rejected, offload: bool) -> bool:
-        """Whether the delivery needs none of the pipeline's I/O before its handlers.
+    def _direct(self, admission: Admitted | Rejected, offload: bool) -> RunOp | None:
+        """The handlers to run at once, when the delivery needs none of the pipeline's I/O.
 
         Without a store there is no claim to take, complete or release, so the drivers
-        call the handlers themselves and enter the pipeline (:func:`._pipeline.settle`)
-        only when one failed: the common receiver skips the generator altogether.
+        call the handlers themselves and enter the pipeline (:meth:`_settle`) only when
+        one failed: the common receiver skips the generator altogether.
         """
-        return (
+        if (
             self._store is None
             and not offload
             and type(admission) is Admitted
             and admission.schema_error is None
-        )
+        ):
+            event = admission.event
+            return RunOp(event, self.plan_for(event.event))
+        return None
+
+    def _settle(self, admission: Admitted | Rejected, errors: HandlerErrors) -> Flow:
+        """The pipeline's last step for a direct delivery whose handlers failed."""
+        assert type(admission) is Admitted
+        return _settle(admission, errors, retry_on_handler_error=self.retry_on_handler_error)
 
     def _store_call(self, op: Op) -> tuple[str, tuple[Any, ...]] | None:
         """The store method (sync name; ``a`` + name is the async one) and its arguments.
@@ -454,18 +462,13 @@ class Webhooks(Router):
         self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
         started, token, admission = self._start(body, headers, fresh)
-        if self._direct(admission, offload):
-            assert type(admission) is Admitted
-            event = admission.event
-            handlers = self.plan_for(event.event)
-            if handlers:
-                errors = await self._gather_handlers(RunOp(event, handlers), token, [])
+        run = self._direct(admission, offload)
+        if run is not None:
+            if run.handlers:
+                errors = await self._gather_handlers(run, token, [])
                 if errors:
-                    settling = _settle(
-                        admission, errors, retry_on_handler_error=self.retry_on_handler_error
-                    )
-                    return await self._drive_async(settling, started, token)
-            return self._finished(_handled(event), started, token)
+                    return await self._drive_async(self._settle(admission, errors), started, token)
+            return self._finished(_handled(run.event), started, token)
         flow = self._flow(admission, offload)
         if isinstance(flow, WebhookResponse):
             return self._finished(flow, started, token)
@@ -598,18 +601,13 @@ class Webhooks(Router):
         self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
         started, token, admission = self._start(body, headers, fresh)
-        if self._direct(admission, offload):
-            assert type(admission) is Admitted
-            event = admission.event
-            handlers = self.plan_for(event.event)
-            if handlers:
-                errors = self._call_handlers_sync(RunOp(event, handlers), token)
+        run = self._direct(admission, offload)
+        if run is not None:
+            if run.handlers:
+                errors = self._call_handlers_sync(run, token)
                 if errors:
-                    settling = _settle(
-                        admission, errors, retry_on_handler_error=self.retry_on_handler_error
-                    )
-                    return self._drive_sync(settling, started, token)
-            return self._finished(_handled(event), started, token)
+                    return self._drive_sync(self._settle(admission, errors), started, token)
+            return self._finished(_handled(run.event), started, token)
         flow = self._flow(admission, offload)
         if isinstance(flow, WebhookResponse):
             return self._finished(flow, started, token)
