@@ -244,6 +244,27 @@ def test_two_instances_by_url_with_a_url_probe(
     assert "--url twice" in result.detail
 
 
+def test_the_oversized_probe_goes_on_a_connection_of_its_own(commet_live_server: Any) -> None:
+    # A server may close a connection after refusing a body it did not read (gunicorn
+    # does, without saying so): the next request must not reuse that socket.
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from commet_webhooks.conformance._target import UrlReceiver
+
+    async def client_port(request: Any) -> PlainTextResponse:
+        return PlainTextResponse(str(request.client.port))
+
+    url = commet_live_server(Starlette(routes=[Route("/", client_port, methods=["GET", "POST"])]))
+    with UrlReceiver(url + "/") as receiver:
+        kept = {receiver.post(b"{}", {}).text for _ in range(2)}
+        alone = receiver.post_alone(b"{}", {}).text
+        assert len(kept) == 1
+        assert alone not in kept
+        assert receiver.post(b"{}", {}).text in kept  # the pooled connection lives on
+
+
 def test_a_receiver_that_never_answers_fails_with_a_timeout() -> None:
     import asyncio
 

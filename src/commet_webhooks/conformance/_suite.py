@@ -384,7 +384,7 @@ def _oversized_body_rejected(ctx: _Context) -> str:
     envelope["data"]["conformancePadding"] = padding
     body = json.dumps(envelope, separators=(",", ":")).encode()
     try:
-        status = ctx.receiver.post(body, ctx.signed(body)[1]).status_code
+        status = ctx.receiver.post_alone(body, ctx.signed(body)[1]).status_code
     except TargetError as exc:
         raise _Failed(
             f"a {len(body)}-byte body got no answer ({exc}); answer 413 instead of dropping "

@@ -77,6 +77,14 @@ class Receiver:
         """POST ``body`` with ``headers`` exactly as given and return the answer."""
         return self.submit(body, headers).result(self.timeout + 1)
 
+    def post_alone(self, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """:meth:`post` on a connection of its own, closed after the answer.
+
+        For a request the server may answer without reading the body (a 413): the
+        server may then close that connection, and no later request must reuse it.
+        """
+        return self.post(body, headers)
+
     def deliver(
         self,
         event: str | Mapping[str, Any],
@@ -147,9 +155,17 @@ class UrlReceiver(Receiver):
     ) -> concurrent.futures.Future[httpx.Response]:
         return self._pool.submit(self._send, body, dict(headers))
 
-    def _send(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    def post_alone(self, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        # gunicorn, for one, drains at most 64 KiB of a body the app did not read and
+        # then closes the keep-alive connection without announcing it.
+        with httpx.Client(timeout=self.timeout) as client:
+            return self._send(body, dict(headers), client)
+
+    def _send(
+        self, body: bytes, headers: dict[str, str], client: httpx.Client | None = None
+    ) -> httpx.Response:
         try:
-            return self._client.post(self.url, content=body, headers=headers)
+            return (client or self._client).post(self.url, content=body, headers=headers)
         except httpx.TimeoutException:
             raise TargetError(f"no answer from {self.url} within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
