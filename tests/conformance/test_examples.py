@@ -173,6 +173,8 @@ def _readme_command(name: str) -> tuple[str, str, str]:
     run = next(line for line in readme.splitlines() if line.startswith("COMMET_WEBHOOK_SECRET="))
     url = re.search(r"--url (\S+)", readme)
     assert url, f"examples/{name}/README.md gives no --url"
+    if not (ROOT / ".venv").exists():  # a git worktree: the tools of the venv running the tests
+        run = run.replace(".venv/bin/", f"{Path(sys.executable).parent}/")
     return run, run.split()[0].split("=", 1)[1], url.group(1)
 
 
