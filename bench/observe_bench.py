@@ -171,6 +171,13 @@ def main() -> None:
         "minimal observer: token, log context, handler timing": lambda w: setattr(
             w, "observer", _MinimalObserver()
         ),
+        "Prometheus alone (no tracing, no log record)": lambda w: instrument(
+            w,
+            tracing=False,
+            logs=False,
+            prometheus_registry=CollectorRegistry(),
+            metrics=False,
+        ),
         "tracing (sampled off) + Prometheus + logs": lambda w: instrument(
             w,
             tracer_provider=tracer_provider,
