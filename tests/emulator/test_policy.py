@@ -80,7 +80,24 @@ def test_a_manual_attempt_never_schedules_retries_nor_counts_again() -> None:
         assert after.auto_attempts == 8
     # a manual failure while a scheduled retry is queued leaves the delivery pending
     queued = next_state(policy, DeliveryState("pending", 2, True), ok=False, manual=True)
-    assert (queued.status, queued.retry_in) == ("pending", None)
+    assert (queued.status, queued.retry_in, queued.endpoint) == ("pending", None, "unchanged")
+
+
+def test_an_event_whose_schedule_runs_out_counts_even_with_a_manual_attempt_queued() -> None:
+    # The eighth scheduled attempt fails while a manual redelivery is queued: the event
+    # stays pending for that attempt, but it has failed its schedule and counts now...
+    policy = DeliveryPolicy()
+    last = next_state(policy, DeliveryState("pending", 7, True), ok=False, manual=False)
+    assert (last.status, last.auto_attempts, last.endpoint) == ("pending", 8, "failed")
+    # ... so the manual attempt that then fails does not count it again,
+    ended = next_state(policy, DeliveryState("pending", 8, False), ok=False, manual=True)
+    assert (ended.status, ended.retry_in, ended.endpoint) == ("failed", None, "unchanged")
+    # and one that succeeds resets the endpoint's run, as any success does.
+    saved = next_state(policy, DeliveryState("pending", 8, False), ok=True, manual=True)
+    assert (saved.status, saved.endpoint) == ("succeeded", "succeeded")
+    # Before the schedule runs out, a queued manual attempt changes nothing.
+    early = next_state(policy, DeliveryState("pending", 2, True), ok=False, manual=False)
+    assert (early.status, early.endpoint) == ("pending", "unchanged")
 
 
 def test_late_results_change_nothing() -> None:

@@ -117,9 +117,10 @@ def next_state(
 
     A scheduled attempt that fails queues the next one after the policy's delay,
     until the delays run out and the delivery (one event) counts as failed for its
-    endpoint. A manual attempt is one extra try: it never queues retries, and a
-    failed one does not count again (the event already counted when it failed).
-    A success resets the endpoint's run of failures.
+    endpoint -- also when a manual attempt is still queued behind the last scheduled
+    one: the event has failed its schedule. A manual attempt is one extra try: it
+    never queues retries, and a failed one does not count again (the event already
+    counted when its schedule ran out). A success resets the endpoint's run of failures.
     """
     attempts = state.auto_attempts + (0 if manual else 1)
     if state.status == "canceled" or (state.status == "succeeded" and not ok):
@@ -129,6 +130,7 @@ def next_state(
     retries_done = attempts - 1
     if not manual and retries_done < len(policy.retry_schedule):
         return NextState("pending", attempts, retry_in=policy.retry_delay(retries_done))
-    if state.other_queued:
-        return NextState("pending", attempts)  # a retry is still ahead
-    return NextState("failed", attempts, endpoint="unchanged" if manual else "failed")
+    endpoint: Literal["failed", "unchanged"] = "unchanged" if manual else "failed"
+    if state.other_queued:  # a manual attempt is still ahead
+        return NextState("pending", attempts, endpoint=endpoint)
+    return NextState("failed", attempts, endpoint=endpoint)
