@@ -4,10 +4,12 @@ answers and oversized bodies."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +87,47 @@ def test_delivery_survives_another_process_locking_the_database(
         # and the API is alive and answering after the lock
         assert emulator.client.get("/api/v1/plans").status_code == 200
     finally:
+        receiver.stop()
+
+
+def test_a_test_send_is_recorded_once_a_lock_taken_during_it_is_released(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "test-send.db")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_file() -> None:
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(30)
+        other.execute("COMMIT")
+        other.close()
+
+    async def hook(request: Request) -> Response:
+        # Another process takes the file while the attempt is in flight, so the
+        # attempt's result cannot be written when it comes back.
+        threading.Thread(target=hold_the_file, daemon=True).start()
+        await asyncio.to_thread(locked.wait, 10)
+        return Response(b"{}", 200)
+
+    receiver = ThreadedServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])])).start()
+    try:
+        emulator = make_emulator(db_path=db)
+        created = emulator.api(
+            "POST", "/api/v1/webhooks", json={"url": receiver.url + "/hook", "events": ["*"]}
+        )
+        # Past the 5 s busy timeout: the answer says how the attempt went all the same.
+        timer = threading.Timer(6.5, release.set)
+        timer.start()
+        tested = emulator.api("POST", f"/api/v1/webhooks/{created['id']}/test")
+        assert tested["success"] is True
+        delivery = emulator.wait_delivery(
+            lambda d: d["id"] == tested["deliveryId"] and d["status"] == "succeeded", timeout=30
+        )
+        assert [a["statusCode"] for a in delivery["attempts"]] == [200]
+    finally:
+        release.set()
         receiver.stop()
 
 

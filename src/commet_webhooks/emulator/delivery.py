@@ -19,7 +19,7 @@ import math
 import random
 import sqlite3
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import msgspec
@@ -69,7 +69,7 @@ class DeliveryEngine:
         self._clients: list[httpx.AsyncClient] = []
         self._busy: list[int] = []
         self._runner: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[Any]] = set()
         self._wakeup: asyncio.Event | None = None
         self._backoff = 0.0
         #: The last database error the loop met, until it works again (for the dashboard).
@@ -149,7 +149,7 @@ class DeliveryEngine:
         logger.error("delivery paused %.1f s by a %s", self._backoff, self.last_error)
         await asyncio.sleep(self._backoff)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         self._inflight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("delivery task crashed", exc_info=task.exception())
@@ -192,12 +192,7 @@ class DeliveryEngine:
             )
         if dice.note:
             outcome = dataclasses.replace(outcome, note=dice.note)
-        while True:
-            try:
-                disabled = self.settle(job, outcome)
-                break
-            except sqlite3.Error as exc:  # keep the result: write it once the file is free
-                await self._database_trouble(exc)
+        disabled = await self._settle_patiently(job, outcome)
         if outcome.ok:
             logger.debug("delivered %s to %s (%s)", job.event_id, job.url, outcome.status_code)
         else:
@@ -229,8 +224,24 @@ class DeliveryEngine:
                     self._clients, self._busy = [], []
         else:
             outcome = await self.attempt(job)
-        self.settle(job, outcome)
+        try:
+            self.settle(job, outcome)
+        except sqlite3.Error:
+            # The attempt was made: answer with how it went, and write its result once
+            # the file is free, as the delivery loop does (else the claimed row would
+            # wait for a restart).
+            task = asyncio.create_task(self._settle_patiently(job, outcome))
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
         return outcome
+
+    async def _settle_patiently(self, job: Job, outcome: AttemptOutcome) -> bool:
+        """:meth:`settle`, retried with back-off while the database refuses the write."""
+        while True:
+            try:
+                return self.settle(job, outcome)
+            except sqlite3.Error as exc:  # keep the result: write it once the file is free
+                await self._database_trouble(exc)
 
     def settle(self, job: Job, outcome: AttemptOutcome) -> bool:
         """Write an attempt's result; True when it got the endpoint disabled.
