@@ -46,6 +46,15 @@ sub = commet.subscriptions.get("user_123")
 if sub.data and sub.data.status in ("active", "trialing"):
     pass
 allowed: bool = commet.features.check(code="x", customer_id="u").data.allowed
+
+def django_application() -> object:  # django-stubs annotate scope as dict, not MutableMapping
+    from django.core.asgi import get_asgi_application
+
+    from commet_webhooks.asgi import BodyLimit
+    from commet_webhooks.django.asgi import limit_body
+
+    BodyLimit(get_asgi_application(), ["/webhooks/commet/"])
+    return limit_body(get_asgi_application())
 """
 
 BAD = """
