@@ -23,9 +23,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-AnyASGIApp = Callable[[Any, Any, Any], Awaitable[Any]]
-"""Any ASGI app to wrap, whatever its own annotations (Django's take ``dict``/``Mapping``)."""
+ASGIApp = Callable[[Any, Any, Any], Awaitable[Any]]
+"""An ASGI app to wrap, whatever its own annotations (Django's take ``dict``/``Mapping``)."""
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
 _SIGNATURE = b"x-commet-signature"
@@ -189,7 +188,7 @@ class BodyLimit:
 
     def __init__(
         self,
-        app: AnyASGIApp,
+        app: ASGIApp,
         paths: Sequence[str],
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,

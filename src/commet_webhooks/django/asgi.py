@@ -20,15 +20,13 @@ from typing import Any
 
 from django.conf import settings
 
-from ..asgi import AnyASGIApp, BodyLimit
+from ..asgi import ASGIApp, BodyLimit
 from ..dispatch import DEFAULT_MAX_BODY_BYTES
 
 __all__ = ["limit_body"]
 
 
-def limit_body(
-    application: AnyASGIApp, *paths: str, max_body_bytes: int | None = None
-) -> BodyLimit:
+def limit_body(application: ASGIApp, *paths: str, max_body_bytes: int | None = None) -> BodyLimit:
     """Wrap Django's ASGI ``application`` so that bodies to ``paths`` are capped first.
 
     ``paths`` default to ``/webhooks/commet/``; ``max_body_bytes`` to the plugin's
