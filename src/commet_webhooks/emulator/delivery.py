@@ -19,6 +19,7 @@ import math
 import random
 import sqlite3
 import time
+from collections.abc import Coroutine
 from typing import Any, Literal
 
 import httpx
@@ -129,9 +130,7 @@ class DeliveryEngine:
             self._backoff = 0.0
             self.last_error = None
             for job in jobs:
-                task = asyncio.create_task(self._deliver(job))
-                self._inflight.add(task)
-                task.add_done_callback(self._finished)
+                self._spawn(self._deliver(job))
             if len(self._inflight) >= self.concurrency or next_due is None:
                 wait = _IDLE_POLL
             else:
@@ -148,6 +147,12 @@ class DeliveryEngine:
         self.last_error = f"database error: {exc}"
         logger.error("delivery paused %.1f s by a %s", self._backoff, self.last_error)
         await asyncio.sleep(self._backoff)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` in the background, counted in flight until it ends."""
+        task = asyncio.create_task(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._inflight.discard(task)
@@ -230,9 +235,7 @@ class DeliveryEngine:
             # The attempt was made: answer with how it went, and write its result once
             # the file is free, as the delivery loop does (else the claimed row would
             # wait for a restart).
-            task = asyncio.create_task(self._settle_patiently(job, outcome))
-            self._inflight.add(task)
-            task.add_done_callback(self._finished)
+            self._spawn(self._settle_patiently(job, outcome))
         return outcome
 
     async def _settle_patiently(self, job: Job, outcome: AttemptOutcome) -> bool:
