@@ -42,7 +42,7 @@ def only_failing(rule: str) -> dict[str, Outcome]:
 
 
 def probe(spec: str) -> str:
-    """The effect probe of the example whose app is ``spec`` (``file.py:app``)."""
+    """The effect probe of the example whose app is ``spec`` (``file.py:app`` or ``file.py``)."""
     return spec.partition(":")[0] + ":count_welcome_emails"
 
 
@@ -241,7 +241,7 @@ def test_example_by_url_passes(name: str, tmp_path: Path) -> None:
         running_example(name, free_port(), tmp_path / "second.log", db) as (second_url, _),
     ):
         result = cli(
-            "--url", url, "--url", second_url, "--probe", f"examples/{name}/app.py:count_welcome_emails",
+            "--url", url, "--url", second_url, "--probe", probe(f"examples/{name}/app.py"),
             "--secret", secret, "--json", COMMET_WEBHOOKS_DB=str(db),
         )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
