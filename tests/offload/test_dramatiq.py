@@ -107,6 +107,20 @@ async def test_broker_down_is_a_503_then_it_recovers(app: App, proxy: TcpProxy) 
     assert (await app.webhooks.handle(*delivery())).status == 200
 
 
+def test_a_replay_right_after_a_peek_finds_every_letter_peeked(app: App) -> None:
+    # A peek borrows the letters and gives them back; RabbitMQ puts them back a moment
+    # later, and the peek returns only once they are ready again.
+    for _ in range(2):  # forgeries: dead-lettered at once, and again after every replay
+        app.offload.publish(
+            OffloadedDelivery(b"{}", "0" * 64, None, "payment.failed", "2026-01-01T00:00:00Z")
+        )
+    app.start_worker()
+    for _round in range(20):
+        # wait_until's last call is a peek that saw both: the replay follows it at once
+        wait_until(lambda: len(app.offload.peek_dead_letters()) == 2, 30, "two dead letters")
+        assert app.offload.replay_dead_letters() == 2
+
+
 def test_retries_then_dead_letter_then_replay(app: App) -> None:
     app.broken = True
     body, headers = delivery("payment.failed")

@@ -39,6 +39,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
@@ -212,17 +213,25 @@ class DramatiqOffload:
         return self.broker.channel
 
     def peek_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """Up to ``limit`` dead letters, left in ``<queue>.XQ``."""
+        """Up to ``limit`` dead letters, left in ``<queue>.XQ`` (ready again on return)."""
+        name = xq_name(self.queue_name)
         channel = self._dead_channel()
         found: list[DeadLetter] = []
         try:
             while len(found) < limit:
-                method, _properties, body = channel.basic_get(xq_name(self.queue_name))
+                method, _properties, body = channel.basic_get(name)
                 if method is None:
                     break
                 found.append(_record(dramatiq.Message.decode(body)))
         finally:
             channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+        # RabbitMQ puts them back a moment after the nack: until they are ready again, a
+        # replay right after this peek would count none of them.
+        deadline = time.monotonic() + 1.0  # past it, another reader has taken some
+        while channel.queue_declare(name, passive=True).method.message_count < len(found):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
         return found
 
     def replay_dead_letters(self, limit: int | None = None) -> int:
