@@ -46,20 +46,19 @@ KEYWORD_TO_EVENT: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Registered:
-    """A registered callable and whether it is a coroutine function."""
+    """A registered callable, whether it is a coroutine function, and its name."""
 
     fn: Callable[..., Any]
     is_async: bool
-
-    @property
-    def name(self) -> str:
-        return getattr(self.fn, "__qualname__", repr(self.fn))
+    name: str = ""
+    """The qualified name (logs, metrics, spans), worked out once at registration."""
 
 
 def registered(fn: Any) -> Registered:
     if not callable(fn):
         raise TypeError(f"handler must be callable, got {type(fn).__name__}")
-    return Registered(fn, _is_async_callable(fn))
+    name = getattr(fn, "__qualname__", None)
+    return Registered(fn, _is_async_callable(fn), name if isinstance(name, str) else repr(fn))
 
 
 def _is_async_callable(fn: object) -> bool:
