@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from . import _event_types
 from ._envelope import UnknownEvent, WebhookEvent
 from ._event_types import *  # noqa: F403 - every event class of the registry, generated
-from ._observe import Observer
+from ._observe import DeliveryRecord, Observer
 from ._offload import Offload, OffloadedDelivery
 from ._parsing import construct_event, parse_event, verify_and_parse
 from ._responses import Outcome
@@ -68,6 +68,7 @@ __all__ = [
     "Commet",
     "CommetAPIError",
     "CommetValidationError",
+    "DeliveryRecord",
     "EventSchemaError",
     "IdempotencyStore",
     "LeaseLostError",

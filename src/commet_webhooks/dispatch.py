@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from . import _responses as answers
@@ -33,7 +34,7 @@ from ._admission import Admitted, Rejected, admit
 from ._concurrency import gather_settled, loop_running_here, run_blocking
 from ._envelope import WebhookEvent
 from ._lease import AsyncLeaseKeeper, LeaseRenewer, renewal_interval
-from ._observe import COMMET_TIMEOUT_SECONDS, Observer
+from ._observe import COMMET_TIMEOUT_SECONDS, DeliveryRecord, Observer
 from ._offload import Offload, OffloadedDelivery
 from ._pipeline import (
     KEEP_CLAIM,
@@ -350,6 +351,10 @@ class Webhooks(Router):
             _hook_failed(observer.delivery_started)
             token = None
         admission = admit(body, headers, self._keys, self.max_body_bytes, tolerance)
+        if isinstance(token, DeliveryRecord) and not token.scoped:
+            token.admission = admission
+            token.admission_seconds = time.monotonic() - started
+            return started, token, admission
         try:
             observer.admitted(token, admission, time.monotonic() - started)
         except Exception:
@@ -400,6 +405,8 @@ class Webhooks(Router):
     def _store_scope(self, token: Any, op: Op) -> contextlib.AbstractContextManager[None]:
         if self.observer is None:
             return _NO_SCOPE
+        if isinstance(token, DeliveryRecord) and not token.scoped:
+            return _Timed(token, "store", _OPERATION_NAMES[type(op)])
         return self.observer.store_call(token, _OPERATION_NAMES[type(op)])
 
     def _context(self, token: Any) -> dict[str, str]:
@@ -568,8 +575,18 @@ class Webhooks(Router):
         if self.observer is None:
             await self._call_async(handler, event, threads=threads)
             return
-        with self.observer.handler(token, handler.name, event.event):
+        scope = self._handler_scope(token, handler, event)
+        with scope:
             await self._call_async(handler, event, threads=threads)
+
+    def _handler_scope(
+        self, token: Any, handler: Registered, event: Any
+    ) -> contextlib.AbstractContextManager[None]:
+        """What surrounds one handler call when an observer is installed."""
+        assert self.observer is not None
+        if isinstance(token, DeliveryRecord) and not token.scoped:
+            return _Timed(token, "handler", handler.name)
+        return self.observer.handler(token, handler.name, event.event)
 
     async def _call_async(
         self, handler: Registered, *args: Any, threads: list[Future[Any]] | None = None
@@ -661,6 +678,7 @@ class Webhooks(Router):
         errors: HandlerErrors = []
         pending_async = []
         observer = self.observer
+        record = observer is not None and isinstance(token, DeliveryRecord) and not token.scoped
         event = op.event
         for handler in op.handlers:
             if handler.is_async:
@@ -669,6 +687,16 @@ class Webhooks(Router):
             try:
                 if observer is None:
                     result = handler.fn(event)
+                elif record:
+                    # Timed here rather than by a scope object: this is every
+                    # instrumented delivery's path.
+                    began = perf_counter()
+                    try:
+                        result = handler.fn(event)
+                    except BaseException:
+                        token.append(("handler", handler.name, perf_counter() - began, True))
+                        raise
+                    token.append(("handler", handler.name, perf_counter() - began, False))
                 else:
                     with observer.handler(token, handler.name, event.event):
                         result = handler.fn(event)
@@ -694,6 +722,21 @@ class Webhooks(Router):
                 run_blocking(result)
         except Exception:
             logger.exception("on_error itself raised")
+
+
+class _Timed:
+    """Times one call for a :class:`DeliveryRecord` and appends what it measured."""
+
+    __slots__ = ("_began", "_kind", "_name", "_record")
+
+    def __init__(self, record: DeliveryRecord, kind: str, name: str) -> None:
+        self._record, self._kind, self._name = record, kind, name
+
+    def __enter__(self) -> None:
+        self._began = perf_counter()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._record.append((self._kind, self._name, perf_counter() - self._began, exc is not None))
 
 
 _NO_SCOPE = contextlib.nullcontext()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from commet_webhooks import (
+    DeliveryRecord,
     MemoryStore,
     Observer,
     OffloadedDelivery,
@@ -177,3 +178,86 @@ async def test_a_delivery_past_commets_timeout_is_logged(
         assert (await webhooks.handle(*request())).status == 200
     assert "past Commet's" in caplog.text and "payment.failed" in caplog.text
     assert "offload" in caplog.text
+
+
+class Recorded(Observer):
+    """An observer whose token is a DeliveryRecord: it reads what the core wrote."""
+
+    def __init__(self, *, scoped: bool = False) -> None:
+        self.scoped = scoped
+        self.calls: list[str] = []
+        self.finished: list[DeliveryRecord] = []
+
+    def delivery_started(self, headers: Mapping[str, str] | Any) -> DeliveryRecord:
+        record = DeliveryRecord()
+        record.scoped = self.scoped
+        return record
+
+    def admitted(self, token: Any, admission: Any, seconds: float) -> None:
+        self.calls.append("admitted")
+
+    def handler(self, token: Any, name: str, event_type: str) -> contextlib.AbstractContextManager[None]:
+        self.calls.append("handler")
+        return contextlib.nullcontext()
+
+    def store_call(self, token: Any, operation: str) -> contextlib.AbstractContextManager[None]:
+        self.calls.append("store")
+        return contextlib.nullcontext()
+
+    def delivery_finished(self, token: Any, response: WebhookResponse, seconds: float) -> None:
+        self.finished.append(token)
+
+
+@pytest.mark.parametrize("drive", ["async", "sync"])
+@pytest.mark.parametrize("handler_kind", ["def", "async def"])
+async def test_a_delivery_record_is_written_by_the_core_instead_of_hooks(
+    drive: str, handler_kind: str
+) -> None:
+    def notify(event: PaymentFailed) -> None: ...
+
+    async def anotify(event: PaymentFailed) -> None: ...
+
+    def broken(event: PaymentFailed) -> None:
+        raise RuntimeError("handler bug")
+
+    observer = Recorded()
+    webhooks = Webhooks(["whsec_new_secret", SECRET], idempotency_store=MemoryStore(), observer=observer)
+    webhooks.on("payment.failed")(notify if handler_kind == "def" else anotify)
+    webhooks.on("payment.failed")(broken)
+    body, headers = request()
+    if drive == "async":
+        response = await webhooks.handle(body, headers)
+    else:
+        response = await asyncio.to_thread(webhooks.handle_sync, body, headers)
+    assert response.status == 200 and response.outcome is Outcome.HANDLER_ERROR
+    assert observer.calls == []  # no hook between delivery_started and delivery_finished
+    (record,) = observer.finished
+    assert record.admission is not None and record.admission.secret_index == 1
+    assert record.admission_seconds is not None and 0 < record.admission_seconds < 5
+    steps = [(kind, name.rsplit(".", 1)[-1], raised) for kind, name, _, raised in record]
+    handlers = sorted(step for step in steps if step[0] == "handler")
+    ran = ("handler", "anotify" if handler_kind == "async def" else "notify", False)
+    assert handlers == sorted([("handler", "broken", True), ran])
+    # The claim first; a failed handler releases it, so a redelivery runs them again.
+    assert steps[0] == ("store", "claim", False)
+    assert steps[-1] == ("store", "release", False)
+    assert len(steps) == 4
+    assert all(seconds >= 0 for _, _, seconds, _ in record)
+
+
+@pytest.mark.parametrize("drive", ["async", "sync"])
+async def test_a_scoped_delivery_record_gets_every_hook(drive: str) -> None:
+    def notify(event: PaymentFailed) -> None: ...
+
+    observer = Recorded(scoped=True)
+    webhooks = Webhooks(
+        SECRET, idempotency_store=MemoryStore(), on_payment_failed=notify, observer=observer
+    )
+    body, headers = request()
+    if drive == "async":
+        await webhooks.handle(body, headers)
+    else:
+        await asyncio.to_thread(webhooks.handle_sync, body, headers)
+    assert observer.calls == ["admitted", "store", "handler", "store"]
+    (record,) = observer.finished
+    assert list(record) == [] and record.admission is None  # the hooks had it, not the record
