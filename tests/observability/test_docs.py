@@ -53,6 +53,27 @@ def test_the_python_blocks_run_and_serve_metrics(monkeypatch: pytest.MonkeyPatch
         'commet_webhooks_deliveries_total{event_type="payment.failed",outcome="ok"} 1.0' in scraped
     )
 
+    # The observer of "Your own observer" reads what the core recorded: a slow handler.
+    audited = namespace["audited"]
+
+    def slow(event: Any) -> None:
+        import time
+
+        time.sleep(0.12)
+
+    audited.on("payment.failed")(slow)
+    warnings: list[logging.LogRecord] = []
+    slow_log = logging.getLogger("myapp.webhooks")
+    catcher = logging.Handler()
+    catcher.emit = warnings.append  # type: ignore[method-assign]
+    slow_log.addHandler(catcher)
+    try:
+        assert audited.handle_sync(body, headers).status == 200
+    finally:
+        slow_log.removeHandler(catcher)
+    (warning,) = warnings
+    assert "slow" in warning.getMessage() and "took 0.1" in warning.getMessage()
+
     # The worker task of the docs runs a delivery the way a queue hands it over.
     delivery = OffloadedDelivery(body, headers["X-Commet-Signature"], None, "payment.failed", "now")
     namespace["run_task"](json.loads(json.dumps(delivery.to_message())))

@@ -227,7 +227,7 @@ def test_a_broken_exporter_never_changes_the_answer(
     webhooks = Webhooks(SECRET, idempotency_store=MemoryStore(), on_payment_failed=ran.append)
     observer = instrumented(telemetry, webhooks)
     if broken == "exporter":
-        monkeypatch.setattr(_metrics.Aggregate, "delivery", fails)
+        monkeypatch.setattr(_metrics.Aggregate, "record", fails)
     else:
         monkeypatch.setattr(observer, "delivery_started", fails)  # every later hook gets None
     body, headers = request()
@@ -238,3 +238,78 @@ def test_a_broken_exporter_never_changes_the_answer(
     assert response.status == 200 and response.outcome == "ok" and len(ran) == 1
     assert "observer hook" in caplog.text and "exporter is down" in caplog.text
     assert _logs.CURRENT.get() is None  # the delivery's log fields did not outlive it
+
+
+def test_histograms_match_prometheus_clients_own_on_the_same_values() -> None:
+    """Bucket edges (a value on a bound counts in it), +Inf and sums, as prometheus_client
+    counts them, across several folds."""
+    import random
+
+    from prometheus_client import Histogram
+
+    from commet_webhooks.observability._metrics import FOLD_EVERY, SPECS, Aggregate
+
+    bounds = SPECS["delivery.duration"].buckets
+    rng = random.Random(7)
+    values = [*bounds, 0.0, 16.0, 100.0] + [rng.uniform(0, 20) for _ in range(3 * FOLD_EVERY)]
+    reference_registry = CollectorRegistry()
+    reference = Histogram("reference", "same values", buckets=bounds, registry=reference_registry)
+    aggregate = Aggregate()
+    for seconds in values:
+        reference.observe(seconds)
+        aggregate.record("payment.failed", "ok", seconds, True, None, None, None)
+    _, histograms, _ = aggregate.snapshot()
+    mine = histograms["delivery.duration"][("payment.failed",)]
+    expected = {
+        sample.labels["le"]: sample.value
+        for sample in reference_registry.collect().__next__().samples
+        if sample.name == "reference_bucket"
+    }
+    cumulative = 0.0
+    for bound, count in zip((*bounds, float("inf")), mine, strict=False):
+        cumulative += count
+        le = "+Inf" if bound == float("inf") else repr(float(bound))
+        assert cumulative == expected[le], le
+    assert mine[-1] == pytest.approx(sum(values))
+    assert cumulative == len(values)
+
+
+def test_concurrent_deliveries_lose_no_count() -> None:
+    import threading
+
+    from commet_webhooks.observability._metrics import FOLD_EVERY, Aggregate
+
+    aggregate = Aggregate()
+    threads, per_thread = 8, 5 * FOLD_EVERY
+    outcomes = ("ok", "duplicate", "handler_error")
+    calls = [("handler", "notify", 0.001, False), ("store", "claim", 0.0002, True)]
+
+    def deliver() -> None:
+        for i in range(per_thread):
+            aggregate.record(
+                "payment.failed" if i % 2 else "invoice.created",
+                outcomes[i % 3],
+                0.003,
+                True,
+                0.00002,
+                ("0", "abcd1234"),
+                calls,
+            )
+
+    workers = [threading.Thread(target=deliver) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    counters, histograms, _ = aggregate.snapshot()
+    total = threads * per_thread
+    assert sum(counters["deliveries"].values()) == total
+    assert counters["secret.used"][("0", "abcd1234")] == total
+    assert counters["store.errors"][("claim",)] == total
+    assert sum(sum(h[:-1]) for h in histograms["handler.duration"].values()) == total
+    assert sum(histograms["admission.duration"][()][:-1]) == total
+    assert counters["duplicates"][("payment.failed",)] + counters["duplicates"][
+        ("invoice.created",)
+    ] == sum(v for (_, outcome), v in counters["deliveries"].items() if outcome == "duplicate")
+    # Between folds, no list holds more than a batch: memory stays bounded.
+    assert all(len(series.raw) < FOLD_EVERY for series in aggregate._by_label.values())

@@ -308,3 +308,97 @@ def test_tracing_sampled_off_records_nothing_and_answers_the_same() -> None:
     assert receiver.handle_sync(*request()).outcome == "queued"
     assert queue.items[0].context == {} and spans.get_finished_spans() == ()
     provider.shutdown()
+
+
+def test_the_current_span_is_read_as_opentelemetry_reads_it() -> None:
+    """Every way of finding the current span (the direct read of OpenTelemetry's context
+    variable, and the public fallbacks) agrees with ``trace.get_current_span()``: with no
+    span, with spans attached and detached, in a new thread and in asyncio tasks."""
+    import threading
+
+    from opentelemetry import context
+
+    from commet_webhooks.observability import _CurrentContext, _CurrentSpan, _span_lookup
+
+    holder, key = _span_lookup()
+    assert isinstance(holder, __import__("contextvars").ContextVar)  # the fast path is in use
+    lookups = [(holder, key), (_CurrentContext(), key), (_CurrentSpan(), _CurrentSpan.KEY)]
+
+    def current(lookup: tuple[Any, Any]) -> Any:
+        found = lookup[0].get().get(lookup[1])
+        return trace.INVALID_SPAN if found is None else found
+
+    def check() -> None:
+        expected = trace.get_current_span()
+        assert all(current(lookup) is expected for lookup in lookups)
+
+    check()  # no span
+    outer = trace.NonRecordingSpan(
+        trace.SpanContext(0x1, 0x2, is_remote=False, trace_flags=trace.TraceFlags(0))
+    )
+    inner = trace.NonRecordingSpan(
+        trace.SpanContext(0x1, 0x3, is_remote=False, trace_flags=trace.TraceFlags(1))
+    )
+    first = context.attach(trace.set_span_in_context(outer))
+    try:
+        check()
+        assert current(lookups[0]) is outer
+        second = context.attach(trace.set_span_in_context(inner))
+        check()
+        assert current(lookups[0]) is inner
+        seen: list[Any] = []
+        thread = threading.Thread(target=lambda: seen.append(current(lookups[0])))
+        thread.start()
+        thread.join()
+        assert seen == [trace.INVALID_SPAN]  # a new thread starts with no span
+        context.detach(second)
+        check()
+
+        async def in_task() -> Any:
+            check()
+            return current(lookups[0])
+
+        async def tasks() -> list[Any]:
+            return list(await asyncio.gather(in_task(), in_task()))
+
+        assert asyncio.run(tasks()) == [outer, outer]  # tasks inherit the context
+    finally:
+        context.detach(first)
+    check()
+
+
+@pytest.mark.parametrize("lookup", ["direct", "public context", "public span"])
+def test_spans_follow_the_parent_whichever_way_it_is_read(
+    lookup: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import commet_webhooks.observability as observability
+
+    found = {
+        "direct": observability._span_lookup(),
+        "public context": (observability._CurrentContext(), observability._span_lookup()[1]),
+        "public span": (observability._CurrentSpan(), observability._CurrentSpan.KEY),
+    }[lookup]
+    monkeypatch.setattr(observability, "_span_lookup", lambda: found)
+    spans = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    queue = ListQueue()
+    queued = Webhooks(SECRET, offload=queue)
+    handled = Webhooks(SECRET, on_payload=ok)
+    for webhooks in (queued, handled):
+        observability.instrument(
+            webhooks, tracer_provider=provider, metrics=False, prometheus=False
+        )
+    with provider.get_tracer("framework").start_as_current_span("POST /hooks") as http:
+        handled.handle_sync(*request())
+    (ours,) = [s for s in spans.get_finished_spans() if s.name.startswith("process ")]
+    assert ours.parent is not None and ours.parent.span_id == http.get_span_context().span_id
+    unsampled = trace.NonRecordingSpan(
+        trace.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(0))
+    )
+    with trace.use_span(unsampled):
+        handled.handle_sync(*request())
+        queued.handle_sync(*request())
+    assert len([s for s in spans.get_finished_spans() if s.name.startswith("process ")]) == 1
+    assert queue.items[0].context["traceparent"] == f"00-{0xABC:032x}-{0xDEF:016x}-00"
+    provider.shutdown()

@@ -25,6 +25,7 @@ configured list and a short SHA-256 fingerprint.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import logging
 from collections.abc import Iterator, Mapping
@@ -33,12 +34,18 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .._admission import Admitted
-from .._observe import Observer
+from .._observe import DeliveryRecord, Observer
 from .._optional import missing_extra
 from .._responses import WebhookResponse
-from ..events import EVENT_TYPES
 from ._logs import CURRENT, DeliveryFields, JsonFormatter, install_filter, log_json
-from ._metrics import METRICS, MetricSpec, otel_metrics, prometheus_metrics
+from ._metrics import (
+    METRICS,
+    NO_EVENT,
+    MetricSpec,
+    event_label,
+    otel_metrics,
+    prometheus_metrics,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -67,10 +74,6 @@ logger = logging.getLogger("commet_webhooks.observability")
 delivery_logger = logging.getLogger("commet_webhooks.delivery")
 
 MESSAGING_SYSTEM = "commet"
-NO_EVENT = "none"
-"""The ``event_type`` label of an answer given before any event could be read (403, 413...)."""
-UNKNOWN_EVENT = "unknown"
-"""The ``event_type`` label of an event type this library does not model (bounded labels)."""
 
 _FAILED_OUTCOMES = frozenset({"handler_error", "store_unavailable", "offload_unavailable"})
 _BASE_ATTRIBUTES = {
@@ -80,65 +83,68 @@ _BASE_ATTRIBUTES = {
 }
 
 
-def event_label(event_type: str) -> str:
-    """The metric label for an event type: itself when registered, else ``unknown``."""
-    return event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT
-
-
-class _Delivery:
+class _Delivery(DeliveryRecord):
     """The token for one delivery: what the later hooks need.
 
-    No ``__init__``: the class attributes are the defaults, so a delivery that sets
-    little costs little.
+    A :class:`DeliveryRecord`: unless its span records (``scoped``), the core sets the
+    admission on it and appends each handler and store call's timing to it, without
+    calling the hooks in between. No ``__init__``: the class attributes are the
+    defaults, so a delivery that sets little costs little. The event's fields are read
+    from the admission (or the answer) when they are needed, not copied at each step.
     """
 
     span: Any = None  # our span, when it records
     context_span: Any = None  # our span or the unsampled parent: the context to propagate
     parent: Any = None  # the framework's HTTP span, when it records and is enriched
-    event_type: str | None = None
-    event_id: str | None = None
-    label = NO_EVENT
-    secret: tuple[str, str] | None = None  # (position, fingerprint)
-    admission_seconds: float | None = None
-    # (handler name or store operation, seconds, raised); a handler's event type is the
-    # delivery's own (``label``).
-    handlers: list[tuple[str, float, bool]] | None = None
-    stores: list[tuple[str, float, bool]] | None = None
+    event: Any = None  # the event the answer is about, once answered
+    # (position, fingerprint) of each configured secret: set per Instrumentation.
+    secrets: tuple[tuple[str, str], ...] = ()
     outcome: str | None = None
     log_token: Any = None
-    # The token doubles as the context manager of one handler or store call at a time
-    # when no span is made (the common, unsampled case): no object per call.
-    busy = False
-    scope_name = ""  # the handler's name, or the store operation
-    scope_is_store = False
-    scope_started = 0.0
 
-    def __enter__(self) -> None:
-        self.scope_started = perf_counter()
+    def current_event(self) -> Any:
+        """The verified event this delivery is about, or None before verification."""
+        if self.event is not None:
+            return self.event
+        admission = self.admission
+        return admission.event if type(admission) is Admitted else None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        record = (self.scope_name, perf_counter() - self.scope_started, exc is not None)
-        self.busy = False
-        if self.scope_is_store:
-            if self.stores is None:
-                self.stores = [record]
-            else:
-                self.stores.append(record)
-        elif self.handlers is None:
-            self.handlers = [record]
-        else:
-            self.handlers.append(record)
+    @property
+    def secret(self) -> tuple[str, str] | None:
+        """(position, fingerprint) of the secret that verified the body, once verified."""
+        admission = self.admission
+        if type(admission) is not Admitted:
+            return None
+        index = admission.secret_index
+        return self.secrets[index] if 0 <= index < len(self.secrets) else None
+
+    @property
+    def event_type(self) -> str | None:
+        event = self.current_event()
+        return None if event is None else event.event
+
+    @property
+    def event_id(self) -> str | None:
+        event = self.current_event()
+        return None if event is None else event.id
+
+    @property
+    def label(self) -> str:
+        event_type = self.event_type
+        return NO_EVENT if event_type is None else event_label(event_type)
 
     def log_fields(self) -> dict[str, Any]:
         """What is known so far, as log record attributes."""
         fields: dict[str, Any] = {}
-        if self.event_type is not None:
-            fields["event_type"] = self.event_type
-        if self.event_id is not None:
-            fields["event_id"] = self.event_id
-        if self.secret is not None:
-            fields["secret_position"] = int(self.secret[0])
-            fields["secret_fingerprint"] = self.secret[1]
+        event = self.current_event()
+        if event is not None:
+            fields["event_type"] = event.event
+            if event.id is not None:
+                fields["event_id"] = event.id
+        secret = self.secret
+        if secret is not None:
+            fields["secret_position"] = int(secret[0])
+            fields["secret_fingerprint"] = secret[1]
         if self.outcome is not None:
             fields["outcome"] = self.outcome
         return fields
@@ -186,6 +192,9 @@ class Instrumentation(Observer):
             self._status = trace.Status
             self._roots_dropped = _drops_roots(getattr(self._tracer, "sampler", None))
             self._invalid_span = trace.INVALID_SPAN
+            self._otel_context, self._span_key = _span_lookup()
+        # Each delivery's token knows this receiver's secrets (for its log fields).
+        self._token: type[_Delivery] = type("_Delivery", (_Delivery,), {"secrets": self._secrets})
         sinks: list[Any] = []
         self.prometheus_registry = prometheus_registry
         if prometheus_registry is not None:
@@ -215,113 +224,124 @@ class Instrumentation(Observer):
     # ------------------------------------------------------------ hooks
 
     def delivery_started(self, headers: Mapping[str, str] | Any) -> _Delivery:
-        delivery = _Delivery()
+        delivery = self._token()
         if self._tracer is not None:
-            self._start_span(delivery)
-        if self._logs:
-            delivery.log_token = CURRENT.set(delivery)
-        return delivery
-
-    def _start_span(self, delivery: _Delivery) -> None:
-        parent = self._trace.get_current_span()
-        if parent is self._invalid_span:  # no span is current
-            if self._roots_dropped:
-                return  # and the sampler drops every root: no trace at all
-        else:
-            parent_context = parent.get_span_context()
-            # Bit 0 of the trace flags is "sampled" (W3C Trace Context).
-            if not parent_context.trace_flags & 1:
-                if parent_context.is_valid:
+            # Written out here, not in a helper: every delivery makes this decision, and
+            # the usual answer (an unsampled or no parent) is to make no span at all.
+            parent = self._otel_context.get().get(self._span_key)  # the current span
+            if parent is None or parent is self._invalid_span:  # no span is current
+                if not self._roots_dropped:  # unless the sampler drops every root
+                    self._start_span(delivery, self._invalid_span)
+            else:
+                parent_context = parent.get_span_context()
+                # Bit 0 of the trace flags is "sampled" (W3C Trace Context).
+                if parent_context.trace_flags & 1:
+                    self._start_span(delivery, parent)
+                elif parent_context.is_valid:
                     if self._follow_parent:
                         # The HTTP span was not sampled, so under the usual parent-based
                         # sampler ours would not be either: make none, keep its context.
                         delivery.context_span = parent
-                        return
-                elif self._roots_dropped:
-                    return
+                    else:
+                        self._start_span(delivery, parent)
+                elif not self._roots_dropped:
+                    self._start_span(delivery, parent)
+        if self._logs:
+            delivery.log_token = CURRENT.set(delivery)
+        return delivery
+
+    def _start_span(self, delivery: _Delivery, parent: Any) -> None:
+        """Start this delivery's span, a child of the current one (``parent``)."""
         span = self._tracer.start_span(
             "process commet", kind=self._consumer, attributes=_BASE_ATTRIBUTES
         )
         delivery.context_span = span
         if span.is_recording():  # not sampled: no child spans, no attributes
             delivery.span = span
+            delivery.scoped = True  # the core calls admitted() and the scopes
             if self._enrich and parent.is_recording():
                 delivery.parent = parent
 
     def admitted(self, token: Any, admission: Admitted | Rejected, seconds: float) -> None:
-        if type(token) is not _Delivery:  # delivery_started failed: nothing to add to
+        # Called only for a delivery whose span records (``scoped``); the core sets the
+        # admission on the others itself.
+        if type(token) is not self._token:  # delivery_started failed: nothing to add to
             return
-        delivery = token
-        delivery.admission_seconds = seconds
-        if type(admission) is not Admitted:
-            return
-        event = admission.event
-        event_type = delivery.event_type = event.event
-        delivery.event_id = event.id
-        delivery.label = event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT
-        index = admission.secret_index
-        if 0 <= index < len(self._secrets):
-            delivery.secret = self._secrets[index]
-        span = delivery.span
-        if span is not None:
-            span.update_name(f"process {delivery.label}")
-            attributes = _event_attributes(event_type, event.id)
-            span.set_attributes(attributes)
-            span.set_attribute("commet.secret.position", index)
-            if delivery.secret is not None:
-                span.set_attribute("commet.secret.fingerprint", delivery.secret[1])
-            if delivery.parent is not None:
-                delivery.parent.set_attributes(attributes)
+        token.admission = admission
+        token.admission_seconds = seconds
+        if token.span is not None and type(admission) is Admitted:
+            self._name_span(token, admission)
 
-    # Plain context-manager objects: a generator-based one costs twice as much per call.
+    def _name_span(self, delivery: _Delivery, admission: Admitted) -> None:
+        """Name and attribute the recording span once the event is known."""
+        span = delivery.span
+        event = admission.event
+        span.update_name(f"process {event_label(event.event)}")
+        attributes = _event_attributes(event.event, event.id)
+        span.set_attributes(attributes)
+        span.set_attribute("commet.secret.position", admission.secret_index)
+        secret = delivery.secret
+        if secret is not None:
+            span.set_attribute("commet.secret.fingerprint", secret[1])
+        if delivery.parent is not None:
+            delivery.parent.set_attributes(attributes)
+
+    # Called only for a delivery whose span records (``scoped``): the core times the
+    # others' calls itself. Plain context-manager objects: a generator-based one costs
+    # twice as much per call.
 
     def handler(
         self, token: Any, name: str, event_type: str
     ) -> contextlib.AbstractContextManager[None]:
-        if type(token) is _Delivery and token.span is None:
-            if not self._measure:
-                return _NOTHING
-            if not token.busy:
-                token.busy, token.scope_name, token.scope_is_store = True, name, False
-                return token
-        return _HandlerScope(self, token, name, event_type)
+        attributes = {
+            "commet.handler": name,
+            "code.function.name": name,
+            "commet.event.type": event_type,
+        }
+        return _Scope(self, token, "handler", name, attributes)
 
-    def store_call(
-        self, token: Any, operation: str
-    ) -> contextlib.AbstractContextManager[None]:
-        if type(token) is _Delivery and token.span is None:
-            if not self._measure:
-                return _NOTHING
-            if not token.busy:
-                token.busy, token.scope_name, token.scope_is_store = True, operation, True
-                return token
-        return _StoreScope(self, token, operation)
+    def store_call(self, token: Any, operation: str) -> contextlib.AbstractContextManager[None]:
+        attributes = {"commet.store.operation": operation}
+        if self._store_backend is not None:
+            attributes["commet.store.backend"] = self._store_backend
+        return _Scope(self, token, "store", operation, attributes)
 
     def delivery_finished(self, token: Any, response: WebhookResponse, seconds: float) -> None:
-        if type(token) is not _Delivery:  # delivery_started failed: nothing to finish
+        if type(token) is not self._token:  # delivery_started failed: nothing to finish
             return
         delivery = token
         try:
             # The enum's value attribute itself: its ``value`` property costs a call.
             outcome: str = response.outcome._value_
-            delivery.outcome = outcome
             status = response.status
             ok = 200 <= status < 300
+            event = response.event
+            admission = delivery.admission
+            secret = None
+            if type(admission) is Admitted:
+                if event is None:
+                    event = admission.event
+                index = admission.secret_index
+                if index < len(self._secrets):
+                    secret = self._secrets[index]
+            elif event is not None and delivery.span is not None:  # rejected, yet parsed
+                delivery.span.set_attributes(_event_attributes(event.event, event.id))
             span = delivery.span
-            if delivery.event_type is None:
-                event = response.event
-                if event is not None:  # rejected, yet parsed
-                    delivery.event_type, delivery.event_id = event.event, event.id
-                    delivery.label = event_label(event.event)
-                    if span is not None:
-                        span.set_attributes(_event_attributes(event.event, event.id))
-            for sink in self._sinks:
-                sink.delivery(delivery, outcome, seconds, ok)
             if span is not None:
                 self._end_span(delivery, span, outcome)
+            if self._measure:
+                event_type = None if event is None else event.event
+                admission_seconds = delivery.admission_seconds
+                calls = delivery or None  # read at once, never kept by the exporters
+                for sink in self._sinks:
+                    sink.record(
+                        event_type, outcome, seconds, ok, admission_seconds, secret, calls
+                    )
             if self._logs:
                 level = self._log_level if ok else logging.WARNING
                 if delivery_logger.isEnabledFor(level):
+                    # Only the summary record needs them as fields: set them here.
+                    delivery.event, delivery.outcome = event, outcome
                     self._log(delivery, level, status, outcome, seconds)
         finally:
             if delivery.log_token is not None:
@@ -391,6 +411,49 @@ class Instrumentation(Observer):
 _NOTHING = contextlib.nullcontext()
 
 
+class _CurrentContext:
+    """OpenTelemetry's current context through its public function (``.get()``)."""
+
+    def get(self) -> Any:
+        from opentelemetry import context
+
+        return context.get_current()
+
+
+class _CurrentSpan:
+    """The current span as a one-key mapping (``.get()``), through the public function."""
+
+    KEY = "commet-webhooks-current-span"
+
+    def get(self) -> dict[str, Any]:
+        from opentelemetry import trace
+
+        return {self.KEY: trace.get_current_span()}
+
+
+def _span_lookup() -> tuple[Any, Any]:
+    """Where to read the current span: ``(holder, key)``, ``holder.get()[key]`` being it.
+
+    ``trace.get_current_span()`` takes three Python calls to read one key of the context
+    that OpenTelemetry keeps in a context variable, and every delivery asks it. With
+    the default runtime context, the variable and the key are read directly: a C call
+    and a dictionary lookup. Any other setup (another runtime context, an API that
+    moved the key) goes through the public functions.
+    """
+    from opentelemetry import context
+
+    try:
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+        from opentelemetry.trace.propagation import _SPAN_KEY
+    except ImportError:  # pragma: no cover - an API that moved them
+        return _CurrentSpan(), _CurrentSpan.KEY
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, contextvars.ContextVar):
+        return variable, _SPAN_KEY
+    return _CurrentContext(), _SPAN_KEY
+
+
 def _drops_roots(sampler: object) -> bool:
     """Whether an SDK tracer's sampler drops every span without a parent (``always_off``)."""
     if sampler is None:
@@ -410,81 +473,47 @@ def _event_attributes(event_type: str, event_id: str | None) -> dict[str, str]:
     return attributes
 
 
-class _HandlerScope:
-    """Around one handler call: its span, its duration and whether it raised."""
+class _Scope:
+    """Around one handler or store call of a delivery whose span records: a child span,
+    and the call's timing appended to the delivery as the core appends it for others."""
 
-    __slots__ = ("_attached", "_event_type", "_name", "_obs", "_span", "_started", "_token")
+    __slots__ = (
+        "_attached", "_attributes", "_kind", "_name", "_obs", "_span", "_started", "_token"
+    )  # fmt: skip
 
-    def __init__(self, obs: Instrumentation, token: Any, name: str, event_type: str) -> None:
-        self._obs, self._token, self._name, self._event_type = obs, token, name, event_type
+    def __init__(
+        self, obs: Instrumentation, token: Any, kind: str, name: str, attributes: dict[str, Any]
+    ) -> None:
+        self._obs, self._token, self._kind, self._name = obs, token, kind, name
+        self._attributes = attributes
         self._span: Any = None
 
     def __enter__(self) -> None:
         parent = getattr(self._token, "span", None)
         if parent is not None:
+            span_name = (
+                f"handler {self._name}"
+                if self._kind == "handler"
+                else f"idempotency store {self._name}"
+            )
             try:
                 self._span, self._attached = self._obs._child_span(
-                    parent,
-                    f"handler {self._name}",
-                    {
-                        "commet.handler": self._name,
-                        "code.function.name": self._name,
-                        "commet.event.type": self._event_type,
-                    },
+                    parent, span_name, self._attributes
                 )
             except Exception:
-                logger.exception("instrumentation failed to start a handler span")
+                logger.exception("instrumentation failed to start a %s span", self._kind)
         self._started = perf_counter()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         seconds = perf_counter() - self._started
         try:
             token = self._token
-            if self._obs._measure and isinstance(token, _Delivery):
-                if token.handlers is None:
-                    token.handlers = []
-                token.handlers.append((self._name, seconds, exc is not None))
+            if isinstance(token, _Delivery):
+                token.append((self._kind, self._name, seconds, exc is not None))
             if self._span is not None:
                 self._obs._end_child(self._span, self._attached, exc)
         except Exception:
-            logger.exception("instrumentation failed to record a handler call")
-
-
-class _StoreScope:
-    """Around one idempotency-store call."""
-
-    __slots__ = ("_attached", "_obs", "_operation", "_span", "_started", "_token")
-
-    def __init__(self, obs: Instrumentation, token: Any, operation: str) -> None:
-        self._obs, self._token, self._operation = obs, token, operation
-        self._span: Any = None
-
-    def __enter__(self) -> None:
-        parent = getattr(self._token, "span", None)
-        if parent is not None:
-            try:
-                attributes = {"commet.store.operation": self._operation}
-                if self._obs._store_backend is not None:
-                    attributes["commet.store.backend"] = self._obs._store_backend
-                self._span, self._attached = self._obs._child_span(
-                    parent, f"idempotency store {self._operation}", attributes
-                )
-            except Exception:
-                logger.exception("instrumentation failed to start a store span")
-        self._started = perf_counter()
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        seconds = perf_counter() - self._started
-        try:
-            token = self._token
-            if self._obs._measure and isinstance(token, _Delivery):
-                if token.stores is None:
-                    token.stores = []
-                token.stores.append((self._operation, seconds, exc is not None))
-            if self._span is not None:
-                self._obs._end_child(self._span, self._attached, exc)
-        except Exception:
-            logger.exception("instrumentation failed to record a store call")
+            logger.exception("instrumentation failed to record a %s call", self._kind)
 
 
 # ---------------------------------------------------------------- the switch

@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from bisect import bisect_left
-from collections import deque
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ..events import EVENT_TYPES
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
@@ -110,26 +111,75 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
 )  # fmt: skip
 
-FOLD_EVERY = 256
-"""Deliveries queued before they are counted (a read counts the queue at once)."""
+NO_EVENT = "none"
+"""The ``event_type`` label of an answer given before any event could be read (403, 413...)."""
+UNKNOWN_EVENT = "unknown"
+"""The ``event_type`` label of an event type this library does not model (bounded labels)."""
+
+Calls = list[tuple[str, str, float, bool]]
+"""A delivery's handler and store calls in order: ``(kind, name, seconds, raised)``."""
+
+
+def event_label(event_type: str) -> str:
+    """The metric label for an event type: itself when registered, else ``unknown``."""
+    return event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT
+
+
+FOLD_EVERY = 4096
+"""Raw values kept before they are counted: when one series, or the deliveries as a
+whole, reach this many, everything is folded (a read folds at once). Large batches
+keep the per-series cost of a fold (a sort, a search per bucket bound) small per
+delivery; memory stays bounded by a few of these batches."""
 
 SPECS = {spec.otel.split(".", 1)[1]: spec for spec in METRICS}
 
 
-class Aggregate:
-    """Counts and histograms kept in plain dictionaries under one lock.
+def _take(values: list[Any]) -> list[Any]:
+    """Remove and return what ``values`` holds now; what other threads append meanwhile stays."""
+    count = len(values)
+    taken = values[:count]
+    del values[:count]
+    return taken
 
-    A delivery costs an append to a queue, folded into the series in batches; exporters
-    read a snapshot (folded first) when they collect (a Prometheus scrape, an
-    OpenTelemetry collection). ``histograms=False`` keeps counters only (OpenTelemetry
-    records its histograms itself).
+
+class _Raw:
+    """What one series received since the last fold: durations, and failures as a count."""
+
+    __slots__ = ("failures", "values")
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.failures: list[None] = []
+
+
+class _Series:
+    """One (event type label, outcome): its deliveries' durations, and its handlers'."""
+
+    __slots__ = ("handlers", "label", "outcome", "raw")
+
+    def __init__(self, label: str, outcome: str, handlers: dict[str, _Raw]) -> None:
+        self.label, self.outcome, self.handlers = label, outcome, handlers
+        self.raw: list[float] = []
+
+
+class Aggregate:
+    """Counts and histograms of the deliveries a receiver answered, for the exporters.
+
+    Recording a delivery appends its values to plain lists (an atomic operation: the
+    answer's path takes no lock, and a thread switch loses nothing); reads, and any
+    list reaching ``FOLD_EVERY`` values, fold them into the series under one lock,
+    sorting each batch once to count its buckets. Exporters read a :meth:`snapshot`
+    when they collect (a Prometheus scrape, an OpenTelemetry collection).
+    ``histograms=False`` keeps counters only (OpenTelemetry records its histograms
+    itself).
     """
 
     def __init__(self, *, histograms: bool = True) -> None:
         self._lock = threading.Lock()
+        self._streak_lock = threading.Lock()
         self._histograms = histograms
-        # Each series is a mutable cell: [value] for a counter; for a histogram, the
-        # count in each bucket (not cumulative), the +Inf bucket, then the sum.
+        # Each folded series is a mutable cell: [value] for a counter; for a histogram,
+        # the count in each bucket (not cumulative), the +Inf bucket, then the sum.
         self.counters: dict[str, dict[tuple[str, ...], list[float]]] = {
             key: {} for key, spec in SPECS.items() if spec.kind == "counter"
         }
@@ -137,17 +187,15 @@ class Aggregate:
             key: {} for key, spec in SPECS.items() if spec.kind == "histogram"
         }
         self.streak = 0
-        self._pending: deque[tuple[Any, ...]] = deque()
-        # The cells a delivery touches, found with one dictionary lookup per kind.
-        self._by_outcome: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
-        self._by_handler: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._by_store: dict[str, tuple[Any, Any]] = {}
-        self._by_secret: dict[tuple[str, str], list[float]] = {}
-        self._admission = self._hist("admission.duration", ())
-        self._delivery_bounds = SPECS["delivery.duration"].buckets
-        self._handler_bounds = SPECS["handler.duration"].buckets
-        self._store_bounds = SPECS["store.duration"].buckets
-        self._admission_bounds = SPECS["admission.duration"].buckets
+        # Raw values since the last fold. A series is found with one dictionary lookup
+        # by (event type, outcome) and made once per (label, outcome): types nobody
+        # registered share the "unknown" series and never grow the table.
+        self._series: dict[tuple[str | None, str], _Series] = {}
+        self._by_label: dict[tuple[str, str], _Series] = {}
+        self._handlers: dict[str, dict[str, _Raw]] = {}  # label -> handler name -> raw
+        self._stores: dict[str, _Raw] = {}
+        self._secrets: dict[tuple[str, str], list[None]] = {}
+        self._admission: list[float] = []
 
     def _cell(self, key: str, labels: tuple[str, ...]) -> list[float]:
         return self.counters[key].setdefault(labels, [0.0])
@@ -158,108 +206,108 @@ class Aggregate:
         size = len(SPECS[key].buckets) + 2
         return self.histograms[key].setdefault(labels, [0.0] * size)
 
-    def delivery(self, delivery: Any, outcome: str, seconds: float, ok: bool) -> None:
-        """Queue what one delivery measured; :meth:`fold` counts it.
-
-        An append to a deque is atomic, so the answer's path takes no lock. Every
-        ``FOLD_EVERY`` deliveries, and before every read, the queue is folded into the
-        series in one pass: cheaper per delivery than updating each series at once.
-        """
-        pending = self._pending
-        pending.append(
-            (
-                delivery.label,
-                outcome,
-                seconds,
-                ok,
-                delivery.admission_seconds,
-                delivery.secret,
-                delivery.handlers,
-                delivery.stores,
-            )
-        )
-        if len(pending) >= FOLD_EVERY:
+    def record(
+        self,
+        event_type: str | None,
+        outcome: str,
+        seconds: float,
+        ok: bool,
+        admission: float | None,
+        secret: tuple[str, str] | None,
+        calls: Calls | None,
+    ) -> None:
+        """Count one answered delivery (every delivery's path: appends only)."""
+        series = self._series.get((event_type, outcome))
+        if series is None:
+            series = self._new_series(event_type, outcome)
+        raw = series.raw
+        raw.append(seconds)
+        if ok:
+            self.streak = 0
+        elif outcome != "not_allowed":  # Commet only POSTs: a 405 was not Commet
+            with self._streak_lock:  # failures are rare; no increment is lost
+                self.streak += 1
+        if admission is not None:
+            self._admission.append(admission)
+        if secret is not None:
+            used = self._secrets.get(secret)
+            if used is None:
+                used = self._secrets.setdefault(secret, [])
+            used.append(None)
+        if calls is not None:
+            for kind, name, took, failed in calls:
+                if kind == "handler":
+                    call = series.handlers.get(name)
+                    if call is None:
+                        call = series.handlers.setdefault(name, _Raw())
+                else:
+                    call = self._stores.get(name)
+                    if call is None:
+                        call = self._stores.setdefault(name, _Raw())
+                call.values.append(took)
+                if failed:
+                    call.failures.append(None)
+        if len(raw) >= FOLD_EVERY or len(self._admission) >= FOLD_EVERY:
             self.fold()
 
-    def fold(self) -> None:
-        """Count the queued deliveries, in the order they were answered."""
+    def _new_series(self, event_type: str | None, outcome: str) -> _Series:
+        label = NO_EVENT if event_type is None else event_label(event_type)
         with self._lock:
-            pending = self._pending
-            take = pending.popleft
-            by_outcome = self._by_outcome
-            by_secret = self._by_secret
-            admission = self._admission
-            delivery_bounds = self._delivery_bounds
-            admission_bounds = self._admission_bounds
-            streak = self.streak
-            while pending:
-                label, outcome, seconds, ok, spent, secret, handlers, stores = take()
-                cells = by_outcome.get((label, outcome))
-                if cells is None:
-                    cells = self._outcome_cells(label, outcome)
-                count, histogram, duplicates = cells
-                count[0] += 1.0
-                if histogram is not None:
-                    histogram[bisect_left(delivery_bounds, seconds)] += 1.0
-                    histogram[-1] += seconds
-                if duplicates is not None:
-                    duplicates[0] += 1.0
-                if ok:
-                    streak = 0
-                elif outcome != "not_allowed":  # Commet only POSTs: a 405 was not Commet
-                    streak += 1
-                if spent is not None and admission is not None:
-                    admission[bisect_left(admission_bounds, spent)] += 1.0
-                    admission[-1] += spent
-                if secret is not None:
-                    used = by_secret.get(secret)
-                    if used is None:
-                        used = by_secret[secret] = self._cell("secret.used", secret)
-                    used[0] += 1.0
-                if handlers is not None:
-                    self._handlers(label, handlers)
-                if stores is not None:
-                    self._stores(stores)
-            self.streak = streak
+            series = self._by_label.get((label, outcome))
+            if series is None:
+                handlers = self._handlers.setdefault(label, {})
+                series = self._by_label[(label, outcome)] = _Series(label, outcome, handlers)
+            if label is not UNKNOWN_EVENT:
+                self._series[(event_type, outcome)] = series
+            return series
 
-    def _outcome_cells(self, label: str, outcome: str) -> tuple[Any, Any, Any]:
-        cells = self._by_outcome[(label, outcome)] = (
-            self._cell("deliveries", (label, outcome)),
-            self._hist("delivery.duration", (label,)),
-            self._cell("duplicates", (label,)) if outcome == "duplicate" else None,
-        )
-        return cells
+    def fold(self) -> None:
+        """Count every raw value recorded so far into the series."""
+        with self._lock:
+            for series in list(self._by_label.values()):
+                values = _take(series.raw)
+                if not values:
+                    continue
+                label, outcome = series.label, series.outcome
+                self._cell("deliveries", (label, outcome))[0] += len(values)
+                if outcome == "duplicate":
+                    self._cell("duplicates", (label,))[0] += len(values)
+                self._bucket("delivery.duration", (label,), values)
+            for label, handlers in list(self._handlers.items()):
+                for name, call in list(handlers.items()):
+                    self._fold_call("handler", (label, name), call)
+            for operation, call in list(self._stores.items()):
+                self._fold_call("store", (operation,), call)
+            for secret, used in list(self._secrets.items()):
+                count = len(_take(used))
+                if count:
+                    self._cell("secret.used", secret)[0] += count
+            self._bucket("admission.duration", (), _take(self._admission))
 
-    def _handlers(self, event_type: str, calls: list[tuple[str, float, bool]]) -> None:
-        for name, spent, failed in calls:
-            cells = self._by_handler.get((event_type, name))
-            if cells is None:
-                labels = (event_type, name)
-                cells = self._by_handler[labels] = (
-                    self._hist("handler.duration", labels),
-                    self._cell("handler.errors", labels),
-                )
-            histogram, errors = cells
-            if histogram is not None:
-                histogram[bisect_left(self._handler_bounds, spent)] += 1.0
-                histogram[-1] += spent
-            if failed:
-                errors[0] += 1.0
+    def _fold_call(self, kind: str, labels: tuple[str, ...], call: _Raw) -> None:
+        values = _take(call.values)
+        failures = len(_take(call.failures))
+        if values:
+            self._bucket(f"{kind}.duration", labels, values)
+        if values or failures:
+            # Made with the first call, so a scrape shows the series at zero.
+            self._cell(f"{kind}.errors", labels)[0] += failures
 
-    def _stores(self, calls: list[tuple[str, float, bool]]) -> None:
-        for operation, spent, failed in calls:
-            cells = self._by_store.get(operation)
-            if cells is None:
-                cells = self._by_store[operation] = (
-                    self._hist("store.duration", (operation,)),
-                    self._cell("store.errors", (operation,)),
-                )
-            histogram, errors = cells
-            if histogram is not None:
-                histogram[bisect_left(self._store_bounds, spent)] += 1.0
-                histogram[-1] += spent
-            if failed:
-                errors[0] += 1.0
+    def _bucket(self, key: str, labels: tuple[str, ...], values: list[float]) -> None:
+        """Add ``values`` to a histogram: one sort, then one search per bucket bound."""
+        if not values:
+            return
+        histogram = self._hist(key, labels)
+        if histogram is None:
+            return
+        values.sort()
+        below = 0
+        for i, bound in enumerate(SPECS[key].buckets):
+            upto = bisect_right(values, bound, below)  # a bucket counts values <= its bound
+            histogram[i] += upto - below
+            below = upto
+        histogram[-2] += len(values) - below  # +Inf
+        histogram[-1] += math.fsum(values)
 
     def snapshot(self) -> tuple[dict[str, dict[tuple[str, ...], float]], dict[str, Any], int]:
         """Counters (created-but-zero error series left out), histograms, failure streak."""
@@ -404,20 +452,28 @@ class OtelMetrics:
             attributes = self._attributes[key] = dict(zip(names, values, strict=True))
         return attributes
 
-    def delivery(self, delivery: Any, outcome: str, seconds: float, ok: bool) -> None:
-        self._aggregate.delivery(delivery, outcome, seconds, ok)
-        label = delivery.label
+    def record(
+        self,
+        event_type: str | None,
+        outcome: str,
+        seconds: float,
+        ok: bool,
+        admission: float | None,
+        secret: tuple[str, str] | None,
+        calls: Calls | None,
+    ) -> None:
+        # Counters from the aggregate (its histograms are off: no admission values).
+        self._aggregate.record(event_type, outcome, seconds, ok, None, secret, calls)
+        label = NO_EVENT if event_type is None else event_label(event_type)
         self._delivery_duration.record(seconds, self._attrs(("event_type",), label))
-        if delivery.admission_seconds is not None:
-            self._admission_duration.record(delivery.admission_seconds)
-        if delivery.handlers is not None:
-            for name, spent, _ in delivery.handlers:
-                self._handler_duration.record(
-                    spent, self._attrs(("event_type", "handler"), label, name)
-                )
-        if delivery.stores is not None:
-            for operation, spent, _ in delivery.stores:
-                self._store_duration.record(spent, self._attrs(("operation",), operation))
+        if admission is not None:
+            self._admission_duration.record(admission)
+        for kind, name, took, _ in calls or ():
+            if kind == "handler":
+                attributes = self._attrs(("event_type", "handler"), label, name)
+                self._handler_duration.record(took, attributes)
+            else:
+                self._store_duration.record(took, self._attrs(("operation",), name))
 
 
 _lock = threading.Lock()
