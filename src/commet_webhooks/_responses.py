@@ -44,6 +44,9 @@ class Outcome(str, enum.Enum):
     NOT_ALLOWED = "not_allowed"
     NOT_FOUND = "not_found"
     """Not a webhook route (the CLI's ``listen`` receiver only)."""
+    CANCELLED = "cancelled"
+    """Cancelled before an answer (the client went away, or a timeout): nothing is sent
+    and Commet counts the attempt as failed. Observers see it; ``handle`` raises."""
 
     def __str__(self) -> str:
         return self.value
@@ -124,6 +127,11 @@ UNREADABLE = answer(
 DISCONNECTED = answer(
     400, {"received": False, "error": "Client disconnected"}, Outcome.INVALID_PAYLOAD
 )
+CANCELLED = answer(
+    499, {"received": False, "error": "Cancelled before an answer"}, Outcome.CANCELLED
+)
+"""What observers are told of a delivery cancelled mid-way; never sent (499: the client
+closed the request, as servers log it)."""
 UNAVAILABLE = answer(
     503,
     {"received": False, "error": "Idempotency store unavailable"},

@@ -469,17 +469,28 @@ class Webhooks(Router):
         self, body: Any, headers: Mapping[str, str], *, offload: bool, fresh: bool = True
     ) -> WebhookResponse:
         started, token, admission = self._start(body, headers, fresh)
-        run = self._direct(admission, offload)
-        if run is not None:
-            if run.handlers:
-                errors = await self._gather_handlers(run, token, [])
-                if errors:
-                    return await self._drive_async(self._settle(admission, errors), started, token)
-            return self._finished(_handled(run.event), started, token)
-        flow = self._flow(admission, offload)
-        if isinstance(flow, WebhookResponse):
-            return self._finished(flow, started, token)
-        return await self._drive_async(flow, started, token)
+        try:
+            run = self._direct(admission, offload)
+            if run is not None:
+                if run.handlers:
+                    errors = await self._gather_handlers(run, token, [])
+                    if errors:
+                        settle = self._settle(admission, errors)
+                        return await self._drive_async(settle, started, token)
+                return self._finished(_handled(run.event), started, token)
+            flow = self._flow(admission, offload)
+            if isinstance(flow, WebhookResponse):
+                return self._finished(flow, started, token)
+            return await self._drive_async(flow, started, token)
+        except asyncio.CancelledError:
+            if self.observer is not None:
+                # Nothing is answered, and Commet counts the attempt as failed: the
+                # observer hears of it (metrics, the failure streak, the span).
+                cancelled = answers.CANCELLED
+                if type(admission) is Admitted:
+                    cancelled = cancelled.with_event(admission.event)
+                self._finished(cancelled, started, token)
+            raise
 
     async def _drive_async(self, flow: Flow, started: float, token: Any) -> WebhookResponse:
         """Execute the pipeline's operations with ``await`` until it answers."""

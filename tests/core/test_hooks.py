@@ -261,3 +261,28 @@ async def test_a_scoped_delivery_record_gets_every_hook(drive: str) -> None:
     assert observer.calls == ["admitted", "store", "handler", "store"]
     (record,) = observer.finished
     assert list(record) == [] and record.admission is None  # the hooks had it, not the record
+
+
+async def test_a_delivery_cancelled_mid_handler_is_reported_as_cancelled() -> None:
+    """No answer goes out, and Commet counts the attempt as failed: the observer must
+    hear of it (it is what a too-slow handler looks like behind a server that cancels)."""
+    started = asyncio.Event()
+
+    async def hangs(event: PaymentFailed) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    observer = Recording()
+    webhooks = Webhooks(
+        SECRET, idempotency_store=MemoryStore(), on_payment_failed=hangs, observer=observer
+    )
+    body, headers = request()
+    task = asyncio.ensure_future(webhooks.handle(body, headers))
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert observer.calls[-1] == ("finished", ("token-1", "cancelled"))
+    # The claim was released: a redelivery runs the handler.
+    retried = Webhooks(SECRET, idempotency_store=webhooks.idempotency_store)
+    assert (await retried.handle(body, headers)).outcome is Outcome.OK

@@ -141,3 +141,52 @@ def _scrape(registry: CollectorRegistry) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(registry).decode()
+
+
+def test_a_delivery_the_server_cancels_counts_as_a_failure() -> None:
+    """aiohttp (handler_cancellation=True) cancels a handler whose client went away, as
+    Django's ASGI handler does: no answer goes out, Commet counts a failed attempt, and
+    the metrics say so (outcome "cancelled", one more failure in a row)."""
+    import asyncio
+    import time
+
+    from aiohttp import web
+
+    from commet_webhooks.aiohttp import webhook_handler
+    from support.servers import serve_aiohttp
+
+    registry = CollectorRegistry()
+    entered = []
+
+    async def too_slow(event: object) -> None:
+        entered.append(event)
+        await asyncio.sleep(30)
+
+    webhooks = Webhooks(SECRET, idempotency_store=MemoryStore(), on_payment_failed=too_slow)
+    instrument(webhooks, tracing=False, metrics=False, prometheus_registry=registry)
+
+    def make_app() -> web.Application:
+        app = web.Application()
+        app.router.add_post("/webhooks/commet", webhook_handler(webhooks))
+        return app
+
+    body, headers = request()
+    with serve_aiohttp(make_app, "/webhooks/commet", handler_cancellation=True) as url:
+        try:
+            httpx.post(url, content=body, headers=headers, timeout=1.0)
+        except httpx.TimeoutException:
+            pass  # Commet gives up too, and closes the connection
+        else:
+            raise AssertionError("the slow handler answered")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = _scrape(registry)
+            if value(text, "commet_webhooks_deliveries_total",
+                     event_type="payment.failed", outcome="cancelled"):  # fmt: skip
+                break
+            time.sleep(0.05)
+    assert entered, "the handler never started"
+    assert value(
+        text, "commet_webhooks_deliveries_total", event_type="payment.failed", outcome="cancelled"
+    ) == 1
+    assert value(text, "commet_webhooks_consecutive_failures") == 1

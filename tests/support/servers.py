@@ -58,8 +58,11 @@ def serve_wsgi(app: Any, path: str = "") -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serve_aiohttp(make_app: Callable[[], Any], path: str = "") -> Iterator[str]:
-    """Run an ``aiohttp.web`` app with its ``AppRunner`` on a private loop in a thread."""
+def serve_aiohttp(
+    make_app: Callable[[], Any], path: str = "", **runner_options: Any
+) -> Iterator[str]:
+    """Run an ``aiohttp.web`` app with its ``AppRunner`` on a private loop in a thread
+    (``runner_options``: e.g. ``handler_cancellation=True``)."""
     from aiohttp import web
 
     port = free_port()
@@ -69,7 +72,7 @@ def serve_aiohttp(make_app: Callable[[], Any], path: str = "") -> Iterator[str]:
     async def main() -> None:
         stop = asyncio.Event()
         state["loop"], state["stop"] = asyncio.get_running_loop(), stop
-        runner = web.AppRunner(make_app())
+        runner = web.AppRunner(make_app(), **runner_options)
         await runner.setup()
         try:
             await web.TCPSite(runner, "127.0.0.1", port).start()

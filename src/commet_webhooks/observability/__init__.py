@@ -75,7 +75,9 @@ delivery_logger = logging.getLogger("commet_webhooks.delivery")
 
 MESSAGING_SYSTEM = "commet"
 
-_FAILED_OUTCOMES = frozenset({"handler_error", "store_unavailable", "offload_unavailable"})
+_FAILED_OUTCOMES = frozenset(
+    {"handler_error", "store_unavailable", "offload_unavailable", "cancelled"}
+)
 _BASE_ATTRIBUTES = {
     "messaging.system": MESSAGING_SYSTEM,
     "messaging.operation.type": "process",
@@ -366,6 +368,17 @@ class Instrumentation(Observer):
         extra = delivery.log_fields()
         extra["status"] = status
         extra["duration_ms"] = round(seconds * 1000.0, 3)
+        if outcome == "cancelled":
+            delivery_logger.log(
+                level,
+                "webhook %s %s cancelled after %.1f ms, before an answer: Commet counts "
+                "the attempt as failed",
+                delivery.event_type or "(unverified)",
+                delivery.event_id or "",
+                seconds * 1000.0,
+                extra=extra,
+            )
+            return
         delivery_logger.log(
             level,
             "webhook %s %s answered %d (%s) in %.1f ms",
