@@ -668,9 +668,23 @@ class Webhooks(Router):
         if call is None:
             return None
         name, args = call
+        method = getattr(self._store, name)
+        if self.observer is not None and isinstance(token, DeliveryRecord) and not token.scoped:
+            # Timed here rather than by a scope object, as handlers are: this is every
+            # instrumented delivery's path when there is a store.
+            began = perf_counter()
+            try:
+                result = method(*args)
+            except BaseException as exc:
+                token.append(("store", _OPERATION_NAMES[type(op)], perf_counter() - began, True))
+                if isinstance(exc, Exception):
+                    raise _store_error(exc) from exc
+                raise
+            token.append(("store", _OPERATION_NAMES[type(op)], perf_counter() - began, False))
+            return result
         with self._store_scope(token, op):
             try:
-                return getattr(self._store, name)(*args)
+                return method(*args)
             except Exception as exc:
                 raise _store_error(exc) from exc
 
