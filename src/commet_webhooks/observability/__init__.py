@@ -235,11 +235,13 @@ class Instrumentation(Observer):
                 if not self._roots_dropped:  # unless the sampler drops every root
                     self._start_span(delivery, self._invalid_span)
             else:
-                parent_context = parent.get_span_context()
+                # A SpanContext is typed as the tuple (trace id, span id, remote, trace
+                # flags, trace state, valid): one unpacking instead of two properties.
+                _, _, _, flags, _, valid = parent.get_span_context()
                 # Bit 0 of the trace flags is "sampled" (W3C Trace Context).
-                if parent_context.trace_flags & 1:
+                if flags & 1:
                     self._start_span(delivery, parent)
-                elif parent_context.is_valid:
+                elif valid:
                     if self._follow_parent:
                         # The HTTP span was not sampled, so under the usual parent-based
                         # sampler ours would not be either: make none, keep its context.
