@@ -586,18 +586,13 @@ class Webhooks(Router):
         if self.observer is None:
             await self._call_async(handler, event, threads=threads)
             return
-        scope = self._handler_scope(token, handler, event)
+        scope: contextlib.AbstractContextManager[None]
+        if isinstance(token, DeliveryRecord) and not token.scoped:
+            scope = _Timed(token, "handler", handler.name)
+        else:
+            scope = self.observer.handler(token, handler.name, event.event)
         with scope:
             await self._call_async(handler, event, threads=threads)
-
-    def _handler_scope(
-        self, token: Any, handler: Registered, event: Any
-    ) -> contextlib.AbstractContextManager[None]:
-        """What surrounds one handler call when an observer is installed."""
-        assert self.observer is not None
-        if isinstance(token, DeliveryRecord) and not token.scoped:
-            return _Timed(token, "handler", handler.name)
-        return self.observer.handler(token, handler.name, event.event)
 
     async def _call_async(
         self, handler: Registered, *args: Any, threads: list[Future[Any]] | None = None

@@ -40,7 +40,6 @@ from .._responses import WebhookResponse
 from ._logs import CURRENT, DeliveryFields, JsonFormatter, install_filter, log_json
 from ._metrics import (
     METRICS,
-    NO_EVENT,
     MetricSpec,
     event_label,
     otel_metrics,
@@ -129,11 +128,6 @@ class _Delivery(DeliveryRecord):
     def event_id(self) -> str | None:
         event = self.current_event()
         return None if event is None else event.id
-
-    @property
-    def label(self) -> str:
-        event_type = self.event_type
-        return NO_EVENT if event_type is None else event_label(event_type)
 
     def log_fields(self) -> dict[str, Any]:
         """What is known so far, as log record attributes."""
@@ -325,6 +319,7 @@ class Instrumentation(Observer):
             if type(admission) is Admitted:
                 if event is None:
                     event = admission.event
+                # _Delivery.secret, written out: this is every delivery's path.
                 index = admission.secret_index
                 if index < len(self._secrets):
                     secret = self._secrets[index]
