@@ -184,6 +184,8 @@ class BodyLimit:
     >>> application = BodyLimit(get_asgi_application(), ["/webhooks/commet/"])
 
     ``paths`` are request paths as the server sees them; a trailing slash is ignored.
+    ``webhooks``: the receiver behind those paths, so that its observer (metrics, logs)
+    counts the 413s answered here like its own.
     """
 
     def __init__(
@@ -192,6 +194,7 @@ class BodyLimit:
         paths: Sequence[str],
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        webhooks: Webhooks | None = None,
     ) -> None:
         if isinstance(paths, str):
             paths = [paths]
@@ -202,6 +205,7 @@ class BodyLimit:
         self.app = app
         self.paths = frozenset(_path_key(p) for p in paths)
         self.max_body_bytes = max_body_bytes
+        self.webhooks = webhooks
 
     def __repr__(self) -> str:
         paths = sorted(self.paths)
@@ -214,14 +218,14 @@ class BodyLimit:
         limit = self.max_body_bytes
         for name, value in scope["headers"]:
             if name == _CONTENT_LENGTH and value.isdigit() and int(value) > limit:
-                await send_response(send, answers.TOO_LARGE)
+                await send_response(send, self._too_large())
                 return
         try:
             body = await _read_body(receive, limit)
         except _Disconnected:
             return  # the client left mid-body: nobody to answer
         if body is None:
-            await send_response(send, answers.TOO_LARGE)
+            await send_response(send, self._too_large())
             return
         delivered = False
 
@@ -233,6 +237,13 @@ class BodyLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+    def _too_large(self) -> WebhookResponse:
+        """The 413, told to the receiver's observer when there is one."""
+        if self.webhooks is None:
+            return answers.TOO_LARGE
+        return self.webhooks.too_large()
 
 
 def _path_key(path: str) -> str:

@@ -190,3 +190,31 @@ def test_a_delivery_the_server_cancels_counts_as_a_failure() -> None:
         text, "commet_webhooks_deliveries_total", event_type="payment.failed", outcome="cancelled"
     ) == 1
     assert value(text, "commet_webhooks_consecutive_failures") == 1
+
+
+def test_the_413s_of_a_body_limit_in_front_of_the_app_are_counted() -> None:
+    """asgi.BodyLimit (what Django under ASGI is wrapped in) answers 413 before any view:
+    given the receiver, its observer counts them like the receiver's own answers."""
+    from commet_webhooks.asgi import BodyLimit, WebhookApp
+
+    registry = CollectorRegistry()
+    webhooks = Webhooks(SECRET, on_payment_failed=lambda e: None)
+    instrument(webhooks, tracing=False, metrics=False, prometheus_registry=registry)
+    app = BodyLimit(WebhookApp(webhooks), ["/hook"], max_body_bytes=4096, webhooks=webhooks)
+    body, headers = request()
+
+    def chunks() -> object:
+        for _ in range(9):
+            yield b"x" * 1000
+
+    with serve_asgi(app) as base, httpx.Client(base_url=base, timeout=30.0) as http:
+        assert http.post("/hook", content=b"x" * 5000, headers=headers).status_code == 413
+        assert http.post("/hook", content=chunks(), headers=headers).status_code == 413
+        assert http.post("/hook", content=body, headers=headers).status_code == 200
+    text = _scrape(registry)
+    assert value(
+        text, "commet_webhooks_deliveries_total", event_type="none", outcome="too_large"
+    ) == 2
+    assert value(
+        text, "commet_webhooks_deliveries_total", event_type="payment.failed", outcome="ok"
+    ) == 1

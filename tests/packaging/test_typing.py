@@ -53,8 +53,8 @@ def django_application() -> object:  # django-stubs annotate scope as dict, not 
     from commet_webhooks.asgi import BodyLimit
     from commet_webhooks.django.asgi import limit_body
 
-    BodyLimit(get_asgi_application(), ["/webhooks/commet/"])
-    return limit_body(get_asgi_application())
+    BodyLimit(get_asgi_application(), ["/webhooks/commet/"], webhooks=webhooks)
+    return limit_body(get_asgi_application(), webhooks=webhooks)
 """
 
 BAD = """

@@ -21,18 +21,30 @@ from typing import Any
 from django.conf import settings
 
 from ..asgi import ASGIApp, BodyLimit
-from ..dispatch import DEFAULT_MAX_BODY_BYTES
+from ..dispatch import DEFAULT_MAX_BODY_BYTES, Webhooks
 
 __all__ = ["limit_body"]
 
 
-def limit_body(application: ASGIApp, *paths: str, max_body_bytes: int | None = None) -> BodyLimit:
+def limit_body(
+    application: ASGIApp,
+    *paths: str,
+    max_body_bytes: int | None = None,
+    webhooks: Webhooks | None = None,
+) -> BodyLimit:
     """Wrap Django's ASGI ``application`` so that bodies to ``paths`` are capped first.
 
     ``paths`` default to ``/webhooks/commet/``; ``max_body_bytes`` to the plugin's
     setting. Call it after ``get_asgi_application()`` (settings must be loaded).
+    ``webhooks``: the receiver your view uses, when it is instrumented, so that the
+    413s answered here are counted with its other answers.
     """
     if max_body_bytes is None:
         options: dict[str, Any] = dict(getattr(settings, "COMMET_WEBHOOK_OPTIONS", None) or {})
         max_body_bytes = int(options.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
-    return BodyLimit(application, paths or ("/webhooks/commet/",), max_body_bytes=max_body_bytes)
+    return BodyLimit(
+        application,
+        paths or ("/webhooks/commet/",),
+        max_body_bytes=max_body_bytes,
+        webhooks=webhooks,
+    )
