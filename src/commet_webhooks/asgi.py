@@ -238,7 +238,6 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-
     def _too_large(self) -> WebhookResponse:
         """The 413, told to the receiver's observer when there is one."""
         if self.webhooks is None:

@@ -315,6 +315,7 @@ class Instrumentation(Observer):
             ok = 200 <= status < 300
             event = response.event
             admission = delivery.admission
+            span = delivery.span
             secret = None
             if type(admission) is Admitted:
                 if event is None:
@@ -323,9 +324,8 @@ class Instrumentation(Observer):
                 index = admission.secret_index
                 if index < len(self._secrets):
                     secret = self._secrets[index]
-            elif event is not None and delivery.span is not None:  # rejected, yet parsed
-                delivery.span.set_attributes(_event_attributes(event.event, event.id))
-            span = delivery.span
+            elif event is not None and span is not None:  # rejected, yet parsed
+                span.set_attributes(_event_attributes(event.event, event.id))
             if span is not None:
                 self._end_span(delivery, span, outcome)
             if self._measure:
@@ -365,27 +365,15 @@ class Instrumentation(Observer):
         extra = delivery.log_fields()
         extra["status"] = status
         extra["duration_ms"] = round(seconds * 1000.0, 3)
-        if outcome == "cancelled":
-            delivery_logger.log(
-                level,
-                "webhook %s %s cancelled after %.1f ms, before an answer: Commet counts "
-                "the attempt as failed",
-                delivery.event_type or "(unverified)",
-                delivery.event_id or "",
-                seconds * 1000.0,
-                extra=extra,
-            )
-            return
-        delivery_logger.log(
-            level,
-            "webhook %s %s answered %d (%s) in %.1f ms",
-            delivery.event_type or "(unverified)",
-            delivery.event_id or "",
-            status,
-            outcome,
-            seconds * 1000.0,
-            extra=extra,
-        )
+        what = (delivery.event_type or "(unverified)", delivery.event_id or "")
+        if outcome == "cancelled":  # nothing was answered
+            message = "webhook %s %s cancelled after %.1f ms, before an answer: Commet counts "
+            message += "the attempt as failed"
+            args: tuple[Any, ...] = (*what, seconds * 1000.0)
+        else:
+            message = "webhook %s %s answered %d (%s) in %.1f ms"
+            args = (*what, status, outcome, seconds * 1000.0)
+        delivery_logger.log(level, message, *args, extra=extra)
 
     def inject_context(self, token: Any) -> dict[str, str]:
         """The W3C trace context of this delivery, for the task queue (``offload=``)."""
