@@ -351,7 +351,7 @@ class Webhooks(Router):
             _hook_failed(observer.delivery_started)
             token = None
         admission = admit(body, headers, self._keys, self.max_body_bytes, tolerance)
-        if isinstance(token, DeliveryRecord) and not token.scoped:
+        if _records(token):
             token.admission = admission
             token.admission_seconds = time.monotonic() - started
             return started, token, admission
@@ -405,7 +405,7 @@ class Webhooks(Router):
     def _store_scope(self, token: Any, op: Op) -> contextlib.AbstractContextManager[None]:
         if self.observer is None:
             return _NO_SCOPE
-        if isinstance(token, DeliveryRecord) and not token.scoped:
+        if _records(token):
             return _Timed(token, "store", _OPERATION_NAMES[type(op)])
         return self.observer.store_call(token, _OPERATION_NAMES[type(op)])
 
@@ -587,7 +587,7 @@ class Webhooks(Router):
             await self._call_async(handler, event, threads=threads)
             return
         scope: contextlib.AbstractContextManager[None]
-        if isinstance(token, DeliveryRecord) and not token.scoped:
+        if _records(token):
             scope = _Timed(token, "handler", handler.name)
         else:
             scope = self.observer.handler(token, handler.name, event.event)
@@ -664,7 +664,7 @@ class Webhooks(Router):
             return None
         name, args = call
         method = getattr(self._store, name)
-        if self.observer is not None and isinstance(token, DeliveryRecord) and not token.scoped:
+        if self.observer is not None and _records(token):
             # Timed here rather than by a scope object, as handlers are: this is every
             # instrumented delivery's path when there is a store.
             began = perf_counter()
@@ -698,7 +698,7 @@ class Webhooks(Router):
         errors: HandlerErrors = []
         pending_async = []
         observer = self.observer
-        record = observer is not None and isinstance(token, DeliveryRecord) and not token.scoped
+        record = observer is not None and _records(token)
         event = op.event
         for handler in op.handlers:
             if handler.is_async:
@@ -742,6 +742,12 @@ class Webhooks(Router):
                 run_blocking(result)
         except Exception:
             logger.exception("on_error itself raised")
+
+
+def _records(token: Any) -> bool:
+    """Whether the core writes this delivery's steps on its token (a :class:`DeliveryRecord`
+    not ``scoped``) instead of calling the observer's hooks between start and finish."""
+    return isinstance(token, DeliveryRecord) and not token.scoped
 
 
 class _Timed:
