@@ -50,8 +50,8 @@ class Registered:
 
     fn: Callable[..., Any]
     is_async: bool
-    name: str = ""
-    """The qualified name (logs, metrics, spans), worked out once at registration."""
+    name: str
+    """The qualified name (logs, metrics, spans), worked out once by :func:`registered`."""
 
 
 def registered(fn: Any) -> Registered:
