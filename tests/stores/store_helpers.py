@@ -271,3 +271,20 @@ def forked_child(store: IdempotencyStore, result: str) -> None:
     outcome = store.claim("from-child", "child")
     store.complete("from-child", "child")
     Path(result).write_text(outcome.value)
+
+
+def fresh_file_worker(path: str, go: str, result: str) -> None:
+    """Open an SQLite store on ``path`` and claim keys at once when ``go`` appears:
+    writes ``ok`` or the error to ``result``."""
+    from commet_webhooks.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(path)
+    wait_for(lambda: os.path.exists(go), 60, "the go signal")
+    try:
+        for i in range(5):
+            store.claim(f"key-{i}", f"owner-{os.getpid()}")
+        Path(result).write_text("ok")
+    except Exception as exc:
+        Path(result).write_text(f"{type(exc).__name__}: {exc}")
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from ...stores.sqlite import _use_wal
 from .migrations import MIGRATIONS
 
 __all__ = ["Database", "marks"]
@@ -29,7 +30,7 @@ class Database:
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(self.conn, 5.0)
             # NORMAL in WAL mode survives a killed process; only power loss can drop a commit.
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA busy_timeout=5000")
